@@ -21,7 +21,7 @@ description:
     C(max_wal_senders) and the major version of the local binaries are all usable.
     Every problem found is reported with what was found and what to do next.
   - Reads O(data_dir) and classifies it (returned as RV(case)) as V(missing), V(empty), V(standby) (already a
-    standby of this primary: nothing is copied), V(pristine) (a freshly initdb'ed cluster without user data,
+    standby of this primary, nothing is copied), V(pristine) (a freshly initdb'ed cluster without user data,
     such as the C(main) cluster the Debian package creates) or V(foreign) (anything else).
   - A V(standby) data directory is only reconciled - C(primary_conninfo), C(primary_slot_name), C(standby.signal)
     and the passfile are rewritten if they differ (RV(settings_changed)); the caller should then reload the server.
@@ -97,7 +97,7 @@ options:
     description:
       - Create O(slot) together with the clone (C(pg_basebackup -C -S)). Requires O(slot).
       - If the clone fails after the slot was created, the slot is dropped again.
-      - If the primary is PostgreSQL 15 or newer, the module checks first whether the slot exists: an existing
+      - If the primary is PostgreSQL 15 or newer, the module checks first whether the slot exists; an existing
         slot is reused, and for an existing standby a missing slot is created (C(CREATE_REPLICATION_SLOT)).
       - If V(false), O(slot) must already exist on the primary.
     type: bool
