@@ -386,6 +386,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 MARKER = 'HOTSTANDBY_STAGING'
+TMP_PASS_PREFIX = '.hotstandby-pgpass-'
 FIRST_NORMAL_OID = 16384
 MIN_MAJOR = 13
 SLOT_RE = re.compile(r'^[a-z0-9_]{1,63}$')
@@ -779,6 +780,8 @@ class BaseBackup(object):
         self.staged_data = os.path.join(self.staging, 'data')
         self.primary = None
         self.bin_dir = None
+        self.moved = False
+        self.touched = False  # anything on this host or the primary was changed (for failure results)
         self.result = dict(
             changed=False, case=None, action='none', moved_to=None, cleaned_staging=False, bytes=0,
             seconds=0.0, bytes_per_second=0, system_identifier=None, primary_version=None, slot=self.slot,
@@ -827,7 +830,8 @@ class BaseBackup(object):
         if not os.path.isdir(directory):
             self.fail('the directory %s for the passfile does not exist: create it (owned by %s) or set passfile'
                       % (directory, self.p['owner']))
-        fd, path = tempfile.mkstemp(prefix='.hotstandby-pgpass-', dir=directory)
+        self.sweep_temp_passfiles(directory)
+        fd, path = tempfile.mkstemp(prefix='%s%d-' % (TMP_PASS_PREFIX, os.getpid()), dir=directory)
         try:
             os.fchmod(fd, 0o600)
             if os.geteuid() == 0:
@@ -836,6 +840,28 @@ class BaseBackup(object):
         finally:
             os.close(fd)
         return path
+
+    @staticmethod
+    def sweep_temp_passfiles(directory):
+        """Remove temporary passfiles left behind by runs that were killed (their pid is gone)."""
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return
+        for name in names:
+            m = re.match(r'^%s(\d+)-' % re.escape(TMP_PASS_PREFIX), name)
+            if not m:
+                continue
+            try:
+                os.kill(int(m.group(1)), 0)
+                continue
+            except OSError as e:
+                if e.errno == 1:
+                    continue
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
 
     def conninfo(self, replication):
         pairs = [('host', self.host), ('port', self.port), ('user', self.user)]
@@ -1075,6 +1101,7 @@ class BaseBackup(object):
                           'run again' % (pid, self.data_dir, service_hint(self.data_dir, None)))
             self.empty_dir(self.data_dir)
         shutil.rmtree(self.staging)
+        self.touched = True
         return True, in_place
 
     @staticmethod
@@ -1292,16 +1319,19 @@ class BaseBackup(object):
             dest = '%s-%d' % (dest, i)
         os.rename(self.data_dir, dest)
         self.result['moved_to'] = dest
+        self.moved = self.touched = True
 
     def write_passfile(self):
         new, state = self.passfile_state()
         if state != 'current' or self.passfile_needs_mode_fix():
             self.write_file_atomic(self.passfile, new)
+            self.touched = True
             return True
         return False
 
     def create_missing_slot(self):
         rc, out, err = self.replication_sql(['CREATE_REPLICATION_SLOT %s PHYSICAL RESERVE_WAL' % self.slot])
+        self.touched = self.touched or rc == 0
         if rc != 0:
             self.fail('creating the replication slot "%s" on the primary %s:%s failed: %s'
                       % (self.slot, self.host, self.port, err.strip()))
@@ -1379,6 +1409,7 @@ class BaseBackup(object):
                     self.create_missing_slot()
                 if settings_changed:
                     self.apply_standby_settings(self.data_dir, cur)
+                    self.touched = True
                 if pass_changed:
                     self.write_passfile()
             parts = []
@@ -1470,7 +1501,11 @@ def main():
     try:
         result = worker.execute()
     except ModuleFailure as e:
-        module.fail_json(msg=to_native(e), **dict((k, v) for k, v in worker.result.items() if k != 'msg'))
+        result = dict((k, v) for k, v in worker.result.items() if k != 'msg')
+        if not worker.moved and not module.check_mode:
+            result['moved_to'] = None
+        result['changed'] = worker.touched
+        module.fail_json(msg=to_native(e), **result)
     if module._diff:
         result['diff'] = worker.diff
     module.exit_json(**result)
