@@ -1,0 +1,101 @@
+# hotstandby.postgresql: the two commands of the README, and their parts.
+#   make demo   build a real primary + hot standby in local containers
+#   make test   everything CI checks (.ci/run runs exactly this)
+# Both set up what they need on a fresh Debian machine as root.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_FORCE_COLOR ?= false
+export PY_COLORS ?= 0
+
+LAB := $(CURDIR)/scripts/lab
+SUITE ?= bookworm
+BUILD := $(CURDIR)/build
+COLLECTION_VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+ARTIFACT := $(BUILD)/hotstandby-postgresql-$(COLLECTION_VERSION).tar.gz
+INSTALLED := $(BUILD)/install
+SANITY_ROOT := $(BUILD)/sanity/ansible_collections/hotstandby/postgresql
+
+DEMO_DIR := $(CURDIR)/.lab/demo
+DEMO_PRIMARY := hs-demo-primary
+DEMO_STANDBY := hs-demo-standby
+
+.PHONY: help demo demo-down test venv host-deps lab unit lint sanity build molecule clean
+
+help:
+	@echo "make demo       build a primary and a hot standby in local containers and show them replicating"
+	@echo "make demo-down  remove the demo containers"
+	@echo "make test       everything CI checks: unit, lint, sanity, build + offline install, molecule"
+
+## --- set-up -----------------------------------------------------------------
+
+host-deps:
+	@$(CURDIR)/scripts/host-deps
+
+$(BIN)/.installed: requirements.txt | host-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+lab: venv
+	$(LAB) engine
+	$(LAB) image $(SUITE) >/dev/null
+
+## --- demo -------------------------------------------------------------------
+
+demo: lab
+	$(CURDIR)/scripts/demo up $(DEMO_DIR) $(DEMO_PRIMARY) $(DEMO_STANDBY)
+
+demo-down:
+	$(CURDIR)/scripts/demo down $(DEMO_DIR) $(DEMO_PRIMARY) $(DEMO_STANDBY)
+
+## --- test -------------------------------------------------------------------
+
+test: unit lint sanity build molecule
+	@echo "make test: all checks passed"
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+lint: venv
+	$(BIN)/ansible-lint --profile production
+
+# ansible-test needs the collection under ansible_collections/NAMESPACE/NAME:
+# sanity runs on a copy of the tracked and new (not ignored) files.
+sanity: venv
+	rm -rf $(BUILD)/sanity
+	mkdir -p $(SANITY_ROOT)
+	git ls-files -z --cached --others --exclude-standard -- . ':!playbooks/collections' \
+	  | tar --null --files-from=- -cf - | tar -xf - -C $(SANITY_ROOT)
+	cd $(SANITY_ROOT) && $(BIN)/ansible-test sanity --venv --requirements --python 3.11 --color no
+
+# Build the Galaxy artifact, check it holds only the collection, install it
+# offline into a temporary path and use it from there.
+build: venv
+	rm -rf $(BUILD)/artifact $(INSTALLED)
+	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) .
+	$(CURDIR)/scripts/check-artifact $(ARTIFACT)
+	$(BIN)/ansible-galaxy collection install --offline --no-deps -p $(INSTALLED) $(ARTIFACT)
+	ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-doc hotstandby.postgresql.pg_basebackup >/dev/null
+	ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-playbook --syntax-check \
+	  -i inventory.example hotstandby.postgresql.site
+
+# Every scenario, against the installed artifact when `build` ran first.
+molecule: lab
+	eval "$$($(LAB) env $(SUITE))"; \
+	if [ -d $(INSTALLED)/ansible_collections/hotstandby/postgresql ]; then \
+	  export HOTSTANDBY_COLLECTIONS_PATH=$(INSTALLED); fi; \
+	$(BIN)/molecule test --all
+
+clean:
+	rm -rf $(BUILD) .pytest_cache
