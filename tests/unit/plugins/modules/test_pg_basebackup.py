@@ -11,6 +11,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from collections import namedtuple
 
 import pytest
@@ -319,9 +320,15 @@ def test_postmaster_pid(tmp_path):
         proc.kill()
         proc.wait()
     assert m.postmaster_pid(d) is None  # stale pid file
-    with open(os.path.join(d, 'postmaster.pid'), 'w') as f:
-        f.write('%d\n' % os.getpid())  # alive, but not a postgres process (pid reuse)
-    assert m.postmaster_pid(d) is None
+    other = subprocess.Popen(['sleep', '30'])
+    time.sleep(0.1)
+    try:
+        with open(os.path.join(d, 'postmaster.pid'), 'w') as f:
+            f.write('%d\n' % other.pid)  # alive, but not a postgres process (pid reuse)
+        assert m.postmaster_pid(d) is None
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_service_hint():
@@ -631,6 +638,11 @@ def test_staging_without_marker_refused(lab, capsys):
 def test_staging_of_live_run_refused(lab, capsys):
     os.makedirs(lab.staging)
     proc = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])
+    for dummy in range(100):  # /proc/<pid>/cmdline is empty for a moment right after exec
+        with open('/proc/%d/cmdline' % proc.pid, 'rb') as f:
+            if f.read():
+                break
+        time.sleep(0.01)
     try:
         with open(os.path.join(lab.staging, m.MARKER), 'w') as f:
             json.dump({'pid': proc.pid, 'started_at': 'x'}, f)
