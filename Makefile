@@ -27,7 +27,7 @@ DEMO_DIR := $(CURDIR)/.lab/demo
 DEMO_PRIMARY := hs-demo-primary
 DEMO_STANDBY := hs-demo-standby
 
-.PHONY: help demo demo-down test venv host-deps lab unit lint sanity build molecule clean
+.PHONY: help demo demo-down test venv host-deps lab unit lint sanity build molecule molecule-artifact clean
 
 help:
 	@echo "make demo       build a primary and a hot standby in local containers and show them replicating"
@@ -61,7 +61,7 @@ demo-down:
 
 ## --- test -------------------------------------------------------------------
 
-test: unit lint sanity build molecule
+test: unit lint sanity molecule-artifact
 	@echo "make test: all checks passed"
 
 unit: venv
@@ -90,12 +90,22 @@ build: venv
 	ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-playbook --syntax-check \
 	  -i inventory.example hotstandby.postgresql.site
 
-# Every scenario, against the installed artifact when `build` ran first.
-molecule: lab
+# Every molecule scenario (SCENARIO=name for one). `make molecule` tests the
+# clone; `make test` tests the artifact that `make build` installed.
+SCENARIO ?=
+MOLECULE_ARGS = $(if $(SCENARIO),--scenario-name $(SCENARIO),--all)
+define run_molecule
+	export HOTSTANDBY_COLLECTIONS_PATH=$(1); \
 	eval "$$($(LAB) env $(SUITE))"; \
-	if [ -d $(INSTALLED)/ansible_collections/hotstandby/postgresql ]; then \
-	  export HOTSTANDBY_COLLECTIONS_PATH=$(INSTALLED); fi; \
-	$(BIN)/molecule test --all
+	echo "molecule: hotstandby.postgresql from $$HOTSTANDBY_COLLECTIONS_PATH"; \
+	$(BIN)/molecule test $(MOLECULE_ARGS)
+endef
+
+molecule: lab
+	$(call run_molecule,$(CURDIR)/playbooks/collections)
+
+molecule-artifact: build lab
+	$(call run_molecule,$(INSTALLED))
 
 clean:
 	rm -rf $(BUILD) .pytest_cache
