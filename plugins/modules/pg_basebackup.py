@@ -39,7 +39,7 @@ description:
   - Supports PostgreSQL 13 and newer, with the Debian/Ubuntu layout of binaries
     (C(/usr/lib/postgresql/<major>/bin)) unless O(bin_dir) is given.
 author:
-  - hotstandby.postgresql contributors
+  - Hotstandby PostgreSQL maintainers (@hotstandby)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

@@ -161,8 +161,8 @@ def lab(tmp_path, monkeypatch):
     fake = FakePostgres()
     monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, *a, **k: fake(*a, **k))
     # the owner is the current user: no runuser, chown/fchown are no-ops
-    monkeypatch.setattr(m.pwd, 'getpwnam', lambda name: PwEntry(name, 'x', os.getuid(), os.getgid(), '', str(home),
-                                                                 '/bin/sh'))
+    pw = dict(pw_passwd='x', pw_uid=os.getuid(), pw_gid=os.getgid(), pw_gecos='', pw_dir=str(home), pw_shell='/bin/sh')
+    monkeypatch.setattr(m.pwd, 'getpwnam', lambda name: PwEntry(pw_name=name, **pw))
     monkeypatch.setattr(m.socket, 'gethostname', lambda: 'standby1.example.com')
 
     class Lab(object):
