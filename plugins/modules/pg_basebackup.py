@@ -621,7 +621,7 @@ def explain_libpq_error(stderr, host, port, user):
         return ('password authentication for replication role "%s" failed on the primary %s: check '
                 'postgres_replication_password (the password option) against the password of the role on the '
                 'primary (ALTER ROLE %s PASSWORD ...). Server said: %s' % (user, where, user, err))
-    if 'no pg_hba.conf entry' in low:
+    if 'no pg_hba.conf entry' in low or 'pg_hba.conf rejects' in low:
         return ('the primary %s has no pg_hba.conf entry that allows a replication connection from this standby '
                 'for role "%s": add a line like "host replication %s <standby address>/32 scram-sha-256" to '
                 'pg_hba.conf on the primary and reload it. Server said: %s' % (where, user, user, err))
@@ -1446,6 +1446,10 @@ class BaseBackup(object):
                     self.fail('a PostgreSQL server (pid %d) is running in %s, which would have to be moved aside for '
                               'the clone: stop it first (%s), then run again'
                               % (pid, self.data_dir, service_hint(self.data_dir, self.primary['major'])))
+        if self.slot and not self.p['create_slot'] and self.primary.get('slot_exists') is False:
+            self.fail('the replication slot "%s" does not exist on the primary %s:%s, nothing was copied: set '
+                      'create_slot: true, or create it on the primary with '
+                      'SELECT pg_create_physical_replication_slot(\'%s\')' % (self.slot, self.host, self.port, self.slot))
         self.find_bin_dir()
         r['action'] = 'clone'
         r['changed'] = True

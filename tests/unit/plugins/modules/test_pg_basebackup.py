@@ -348,7 +348,10 @@ CONN = 'psql: error: connection to server at "10.0.0.11", port 5432 failed: '
     (CONN + 'fe_sendauth: no password supplied', 'postgres_replication_password'),
     (CONN + 'FATAL:  no pg_hba.conf entry for replication connection from host "10.0.0.12", user "replicator", '
             'no encryption', 'host replication replicator <standby address>/32'),
+    (CONN + 'FATAL:  pg_hba.conf rejects replication connection for host "10.0.0.12", user "replicator", '
+            'no encryption', 'host replication replicator <standby address>/32'),
     (CONN + 'FATAL:  must have replication permission to start WAL sender', 'ALTER ROLE replicator REPLICATION'),
+    (CONN + 'FATAL:  must be superuser or replication role to start walsender', 'ALTER ROLE replicator REPLICATION'),
     (CONN + 'FATAL:  permission denied to start WAL sender\nDETAIL:  Only roles with the REPLICATION attribute '
             'may start a WAL sender process.', 'ALTER ROLE replicator REPLICATION'),
     (CONN + 'FATAL:  role "replicator" does not exist', 'CREATE ROLE replicator LOGIN REPLICATION'),
@@ -754,6 +757,12 @@ def test_failed_verify_drops_created_slot_and_keeps_target(lab, capsys):
     assert result['failed'] and 'pg_verifybackup' in result['msg'] and 'dropped again' in result['msg']
     assert m.read_system_identifier(lab.data_dir) == OTHER_SYSID
     assert not os.path.exists(lab.staging)
+
+
+def test_missing_slot_refused_before_copy(lab, capsys):
+    result = run_module(lab, capsys, slot='standby1')
+    assert result['failed'] and 'nothing was copied' in result['msg'] and 'create_slot: true' in result['msg']
+    assert not [c for c in lab.fake.commands('pg_basebackup') if '--version' not in c]
 
 
 def test_failed_clone_without_create_does_not_drop(lab, capsys):
