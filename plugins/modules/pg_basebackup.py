@@ -192,6 +192,9 @@ notes:
     start it after a clone.
   - The replication role needs a C(host replication) line in the primary's C(pg_hba.conf) for the standby's address.
   - The system identifier of an existing data directory is read directly from C(global/pg_control).
+  - When C(pg_basebackup) dies (or a previous run was killed), the module terminates leftover C(pg_basebackup)
+    processes that still write into its own staging directory (the WAL streaming child of C(pg_basebackup) outlives
+    a killed parent) before it removes the staging directory or drops a slot it created.
 seealso:
   - name: pg_basebackup
     description: The PostgreSQL program used for the clone.
@@ -376,6 +379,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import stat
 import struct
@@ -736,6 +740,49 @@ def user_data_found(data_dir):
     return '; '.join(findings[:5]) if findings else None
 
 
+def basebackup_pids(target):
+    """Pids of pg_basebackup processes whose -D is target (the WAL streaming child survives a killed parent)."""
+    pids = []
+    try:
+        entries = os.listdir('/proc')
+    except OSError:
+        return pids
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as f:
+                argv = to_native(f.read(), errors='surrogate_or_strict').split('\0')
+        except (IOError, OSError):
+            continue
+        if not argv or os.path.basename(argv[0]) != 'pg_basebackup' or '-D' not in argv:
+            continue
+        i = argv.index('-D')
+        if i + 1 < len(argv) and os.path.normpath(argv[i + 1]) == os.path.normpath(target):
+            pids.append(int(entry))
+    return pids
+
+
+def stop_basebackup(target, wait=10.0):
+    """Terminate leftover pg_basebackup processes writing into target; return how many there were."""
+    pids = basebackup_pids(target)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.time() + wait
+    while pids and time.time() < deadline:
+        time.sleep(0.2)
+        pids = [p for p in basebackup_pids(target) if p in pids]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return len(pids)
+
+
 def dir_size(path):
     total = 0
     for root, dummy, files in os.walk(path):
@@ -1093,6 +1140,7 @@ class BaseBackup(object):
             os.path.ismount(self.data_dir)
         if self.module.check_mode:
             return True, in_place
+        stop_basebackup(self.data_dir if in_place else self.staged_data)
         if in_place:
             # an interrupted clone directly into a mount point: its files are this module's own
             pid = postmaster_pid(self.data_dir)
@@ -1205,7 +1253,11 @@ class BaseBackup(object):
     # -- cloning -----------------------------------------------------------
 
     def drop_slot(self):
-        rc, out, err = self.replication_sql(['DROP_REPLICATION_SLOT %s' % self.slot])
+        for dummy in range(20):
+            rc, out, err = self.replication_sql(['DROP_REPLICATION_SLOT %s' % self.slot])
+            if rc == 0 or 'is active' not in err:
+                break
+            time.sleep(0.5)  # the primary has not yet noticed that the clone's WAL sender connection is gone
         if rc == 0:
             return 'the replication slot "%s" created for the clone was dropped again' % self.slot
         if 'does not exist' in err:
@@ -1258,6 +1310,7 @@ class BaseBackup(object):
         rc, out, err = self.run(args, env={'PGPASSFILE': self.tmp_pass})
         seconds = time.time() - start
         if rc != 0:
+            stop_basebackup(target)
             note = self.drop_slot() if create else ''
             self.cleanup_failed(in_place)
             self.fail('cloning failed, %s was not changed: %s%s' % (
