@@ -21,7 +21,8 @@ BUILD := $(CURDIR)/build
 COLLECTION_VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 ARTIFACT := $(BUILD)/hotstandby-postgresql-$(COLLECTION_VERSION).tar.gz
 INSTALLED := $(BUILD)/install
-SANITY_ROOT := $(BUILD)/sanity/ansible_collections/hotstandby/postgresql
+SANITY_BASE := $(or $(TMPDIR),/tmp)/hotstandby.postgresql-sanity
+SANITY_ROOT := $(SANITY_BASE)/ansible_collections/hotstandby/postgresql
 
 DEMO_DIR := $(CURDIR)/.lab/demo
 DEMO_PRIMARY := hs-demo-primary
@@ -70,10 +71,11 @@ unit: venv
 lint: venv
 	$(BIN)/ansible-lint --profile production
 
-# ansible-test needs the collection under ansible_collections/NAMESPACE/NAME:
+# ansible-test needs the collection under ansible_collections/NAMESPACE/NAME,
+# outside this git checkout (it would list files through the outer repository):
 # sanity runs on a copy of the tracked and new (not ignored) files.
 sanity: venv
-	rm -rf $(BUILD)/sanity
+	rm -rf $(SANITY_BASE)
 	mkdir -p $(SANITY_ROOT)
 	git ls-files -z --cached --others --exclude-standard -- . ':!playbooks/collections' \
 	  | tar --null --files-from=- -cf - | tar -xf - -C $(SANITY_ROOT)

@@ -53,7 +53,7 @@ def standby(request):
 
 def test_both_services_active(primary, standby):
     for host in (primary, standby[1]):
-        ver, name, status, _ = cluster(host)
+        ver, name, status, _data_dir = cluster(host)
         assert status.startswith("online"), (host.backend.hostname, status)
         unit = host.service(f"postgresql@{ver}-{name}")
         assert unit.is_running
@@ -65,7 +65,7 @@ def test_same_major_version(primary, standby):
 
 
 def test_primary_reports_standby_streaming(primary, standby):
-    name, _ = standby
+    name = standby[0]
     rows = psql(primary, "SELECT json_agg(r) FROM (SELECT application_name, state "
                 "FROM pg_stat_replication) r").stdout.strip()
     reported = {r["application_name"]: r["state"] for r in json.loads(rows or "[]") or []}
@@ -73,7 +73,7 @@ def test_primary_reports_standby_streaming(primary, standby):
 
 
 def test_standby_uses_its_slot(primary, standby):
-    name, _ = standby
+    name = standby[0]
     active = psql(primary, "SELECT slot_name FROM pg_replication_slots "
                   "WHERE active AND slot_type = 'physical'").stdout.split()
     expected = name.lower().replace("-", "_").replace(".", "_")
@@ -139,7 +139,7 @@ def test_replication_password_stored_as_scram(primary):
 
 def test_managed_dropin_has_header(primary, standby):
     for host in (primary, standby[1]):
-        ver, name, _, _ = cluster(host)
+        ver, name = cluster(host)[:2]
         dropin = host.file(f"/etc/postgresql/{ver}/{name}/conf.d/50-hotstandby.conf")
         assert dropin.exists
         assert "Ansible managed" in dropin.content_string
