@@ -1398,6 +1398,9 @@ class BaseBackup(object):
         if self.slot and not SLOT_RE.match(self.slot):
             self.fail('invalid slot name "%s": use only lower-case letters, digits and underscores (at most 63)'
                       % self.slot)
+        if self.p['max_rate'] and not re.match(r'^[0-9]+[kM]?$', self.p['max_rate']):
+            self.fail('invalid max_rate "%s": use pg_basebackup -r syntax, a number of kilobytes per second with an '
+                      'optional k or M suffix, e.g. 32768k or 100M' % self.p['max_rate'])
         if self.p['create_slot'] and not self.slot:
             self.fail('create_slot: true needs a slot name (slot)')
         if not os.path.isdir(self.parent):
@@ -1427,7 +1430,7 @@ class BaseBackup(object):
         pid = postmaster_pid(self.data_dir) if case in ('standby', 'pristine', 'foreign') else None
         r['running'] = bool(pid)
         desired_ci = self.desired_primary_conninfo()
-        pass_new, pass_state = self.passfile_state()
+        dummy, pass_state = self.passfile_state()
         pass_changed = pass_state != 'current' or self.passfile_needs_mode_fix()
         pass_before = '# passfile %s: entry for %s:%s:replication:%s is %s\n' % (
             self.passfile, self.host, self.port, self.user, pass_state)

@@ -789,6 +789,7 @@ def test_verify_disabled(lab, capsys):
 @pytest.mark.parametrize('params, expect', [
     (dict(slot='Bad-Name'), 'invalid slot name'),
     (dict(create_slot=True), 'needs a slot name'),
+    (dict(max_rate='100 MB'), 'invalid max_rate'),
 ])
 def test_parameter_validation(lab, capsys, params, expect):
     result = run_module(lab, capsys, **params)
