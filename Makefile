@@ -28,12 +28,13 @@ DEMO_DIR := $(CURDIR)/.lab/demo
 DEMO_PRIMARY := hs-demo-primary
 DEMO_STANDBY := hs-demo-standby
 
-.PHONY: help demo demo-down test venv host-deps lab unit lint sanity build molecule molecule-artifact clean
+.PHONY: help demo demo-down test venv host-deps lab unit lint sanity build molecule molecule-artifact molecule-run bench clean
 
 help:
 	@echo "make demo       build a primary and a hot standby in local containers and show them replicating"
 	@echo "make demo-down  remove the demo containers"
 	@echo "make test       everything CI checks: unit, lint, sanity, build + offline install, molecule"
+	@echo "make bench      time pair builds, re-runs and clones against hand-made lower bounds"
 
 ## --- set-up -----------------------------------------------------------------
 
@@ -103,11 +104,31 @@ define run_molecule
 	$(BIN)/molecule test $(MOLECULE_ARGS)
 endef
 
+# The version matrix: the default scenario once more on every other suite
+# (Debian 11 / PostgreSQL 13, 13 / 17, sid / 18; bookworm / 15 ran above).
+MATRIX_SUITES := bullseye trixie sid
+define run_matrix
+	set -e; for suite in $(MATRIX_SUITES); do \
+	  $(LAB) image $$suite >/dev/null; \
+	  $(MAKE) --no-print-directory molecule-run SUITE=$$suite SCENARIO=default COLLECTIONS=$(1); \
+	done
+endef
+
+molecule-run:
+	$(call run_molecule,$(COLLECTIONS))
+
 molecule: lab
 	$(call run_molecule,$(CURDIR)/playbooks/collections)
+	$(if $(SCENARIO),,$(call run_matrix,$(CURDIR)/playbooks/collections))
 
 molecule-artifact: build lab
 	$(call run_molecule,$(INSTALLED))
+	$(call run_matrix,$(INSTALLED))
+
+## --- benchmark ----------------------------------------------------------------
+
+bench: lab
+	$(CURDIR)/scripts/bench
 
 clean:
 	rm -rf $(BUILD) .pytest_cache
