@@ -794,3 +794,37 @@ def test_verify_disabled(lab, capsys):
 def test_parameter_validation(lab, capsys, params, expect):
     result = run_module(lab, capsys, **params)
     assert result['failed'] and expect in result['msg']
+
+
+def test_stop_basebackup_terminates_only_processes_writing_into_target(tmp_path):
+    target = str(tmp_path / 'staging' / 'data')
+    code = 'import time; time.sleep(30)'
+    ours = subprocess.Popen(['pg_basebackup', '-c', code, '-D', target], executable=sys.executable)
+    other = subprocess.Popen(['pg_basebackup', '-c', code, '-D', str(tmp_path / 'elsewhere')],
+                             executable=sys.executable)
+    try:
+        for dummy in range(100):
+            if ours.pid in m.basebackup_pids(target):
+                break
+            time.sleep(0.01)
+        assert m.basebackup_pids(target) == [ours.pid]
+        m.stop_basebackup(target, wait=5)
+        assert ours.wait(timeout=5) is not None
+        assert other.poll() is None
+    finally:
+        for p in (ours, other):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def test_sweep_temp_passfiles(tmp_path):
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    stale = tmp_path / ('%s%d-abc' % (m.TMP_PASS_PREFIX, dead.pid))
+    live = tmp_path / ('%s%d-abc' % (m.TMP_PASS_PREFIX, os.getpid()))
+    unrelated = tmp_path / '.pgpass'
+    for f in (stale, live, unrelated):
+        f.write_text('x')
+    m.BaseBackup.sweep_temp_passfiles(str(tmp_path))
+    assert not stale.exists() and live.exists() and unrelated.exists()
