@@ -1398,6 +1398,9 @@ class BaseBackup(object):
         if self.slot and not SLOT_RE.match(self.slot):
             self.fail('invalid slot name "%s": use only lower-case letters, digits and underscores (at most 63)'
                       % self.slot)
+        if '\n' in self.password or '\r' in self.password:
+            self.fail('the password contains a line break, which a libpq passfile cannot hold: choose a password '
+                      'without line breaks')
         if self.p['max_rate'] and not re.match(r'^[0-9]+[kM]?$', self.p['max_rate']):
             self.fail('invalid max_rate "%s": use pg_basebackup -r syntax, a number of kilobytes per second with an '
                       'optional k or M suffix, e.g. 32768k or 100M' % self.p['max_rate'])

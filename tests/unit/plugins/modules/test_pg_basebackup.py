@@ -790,6 +790,7 @@ def test_verify_disabled(lab, capsys):
     (dict(slot='Bad-Name'), 'invalid slot name'),
     (dict(create_slot=True), 'needs a slot name'),
     (dict(max_rate='100 MB'), 'invalid max_rate'),
+    (dict(password='two\nlines'), 'line break'),
 ])
 def test_parameter_validation(lab, capsys, params, expect):
     result = run_module(lab, capsys, **params)
