@@ -160,7 +160,9 @@ options:
       - V(fail) stops with a message describing what was found.
       - V(move_aside) renames the directory to C(<data_dir>.moved-<YYYYmmddTHHMMSSZ>) and clones.
         Nothing is deleted; remove the moved directory yourself when you no longer need it.
-      - A V(pristine) directory is always moved aside, regardless of this option.
+      - A V(pristine) directory is always moved aside, regardless of this option. Pristine means - PG_VERSION
+        present, no database directory or relation file with an OID of 16384 or above, no tablespace, no replication
+        slot, no file that initdb does not create, and no standby.signal, recovery.signal or backup_label.
       - A running server in a directory that would be moved makes the module fail (in check mode it reports
         RV(running=true) instead); stop the server first.
       - If O(data_dir) is a mount point it cannot be renamed. The module then only clones into it when it is
@@ -395,6 +397,12 @@ FIRST_NORMAL_OID = 16384
 MIN_MAJOR = 13
 SLOT_RE = re.compile(r'^[a-z0-9_]{1,63}$')
 DEBIAN_LIB = '/usr/lib/postgresql'
+# what initdb and a server that ran on it leave in a data directory (PostgreSQL 13 and newer)
+CLUSTER_ENTRIES = frozenset([
+    'PG_VERSION', 'base', 'global', 'pg_commit_ts', 'pg_dynshmem', 'pg_logical', 'pg_multixact', 'pg_notify',
+    'pg_replslot', 'pg_serial', 'pg_snapshots', 'pg_stat', 'pg_stat_tmp', 'pg_subtrans', 'pg_tblspc', 'pg_twophase',
+    'pg_wal', 'pg_xact', 'postgresql.auto.conf', 'postgresql.conf', 'pg_hba.conf', 'pg_ident.conf',
+    'postmaster.opts', 'postmaster.pid', 'current_logfiles', 'log'])
 C_ENV = {'LC_ALL': 'C', 'LC_MESSAGES': 'C', 'LANG': 'C', 'LANGUAGE': 'C'}
 
 
@@ -737,6 +745,19 @@ def user_data_found(data_dir):
         tblspc = []
     if tblspc:
         findings.append('tablespaces in pg_tblspc (%s)' % ', '.join(sorted(tblspc)))
+    try:
+        slots = os.listdir(os.path.join(data_dir, 'pg_replslot'))
+    except OSError:
+        slots = []
+    if slots:
+        findings.append('replication slots in pg_replslot (%s)' % ', '.join(sorted(slots)))
+    try:
+        stray = sorted(n for n in os.listdir(data_dir) if n not in CLUSTER_ENTRIES)
+    except OSError:
+        stray = []
+    if stray:
+        findings.append('files that initdb does not create (%s%s)' % (', '.join(stray[:5]),
+                                                                      ', ...' if len(stray) > 5 else ''))
     return '; '.join(findings[:5]) if findings else None
 
 

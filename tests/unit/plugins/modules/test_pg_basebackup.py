@@ -305,6 +305,12 @@ def test_user_data_found(tmp_path):
     assert 'base/16384' in m.user_data_found(str(tmp_path / 'c'))
     write_cluster(str(tmp_path / 'd'), tablespace=True)
     assert 'pg_tblspc' in m.user_data_found(str(tmp_path / 'd'))
+    write_cluster(str(tmp_path / 'e'))
+    (tmp_path / 'e' / 'notes.txt').write_text('mine')
+    assert 'initdb does not create (notes.txt)' in m.user_data_found(str(tmp_path / 'e'))
+    write_cluster(str(tmp_path / 'f'))
+    os.makedirs(str(tmp_path / 'f' / 'pg_replslot' / 'old_slot'))
+    assert 'pg_replslot (old_slot)' in m.user_data_found(str(tmp_path / 'f'))
 
 
 def test_postmaster_pid(tmp_path):
