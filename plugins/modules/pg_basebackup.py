@@ -1122,7 +1122,8 @@ class BaseBackup(object):
         data = user_data_found(d)
         if data is None:
             return 'pristine', None
-        return 'foreign', '%s holding user data (%s), not a standby of %s' % (what, data, primary_desc)
+        return 'foreign', ('%s holding data that a fresh initdb does not have (%s), not a standby of %s'
+                           % (what, data, primary_desc))
 
     # -- staging -----------------------------------------------------------
 
