@@ -1351,9 +1351,9 @@ class BaseBackup(object):
                 try:
                     os.rmdir(self.data_dir)
                 except OSError as e:
-                    self.fail('%s was empty but could not be replaced (%s); the verified clone is kept in %s: '
-                              'empty %s and run again' % (self.data_dir, to_native(e), self.staged_data,
-                                                          self.data_dir))
+                    self.fail('%s was empty before the clone but could not be replaced (%s): something was put '
+                              'into it meanwhile. The clone in %s is discarded on the next run; check %s, empty '
+                              'it and run again' % (self.data_dir, to_native(e), self.staging, self.data_dir))
             os.rename(self.staged_data, self.data_dir)
         os.chmod(self.data_dir, 0o700)
         self.chown(self.data_dir)
@@ -1556,6 +1556,15 @@ class BaseBackup(object):
             ' (the previous %s data directory was moved to %s)' % (case, r['moved_to']) if r['moved_to'] else '')
 
 
+def fail(module, worker, msg):
+    """fail_json with the result keys gathered so far; changed only when something was really changed."""
+    result = dict((k, v) for k, v in worker.result.items() if k != 'msg')
+    if not worker.moved and not module.check_mode:
+        result['moved_to'] = None
+    result['changed'] = worker.touched
+    module.fail_json(msg=msg, **result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -1586,11 +1595,12 @@ def main():
     try:
         result = worker.execute()
     except ModuleFailure as e:
-        result = dict((k, v) for k, v in worker.result.items() if k != 'msg')
-        if not worker.moved and not module.check_mode:
-            result['moved_to'] = None
-        result['changed'] = worker.touched
-        module.fail_json(msg=to_native(e), **result)
+        fail(module, worker, to_native(e))
+    except (IOError, OSError) as e:
+        where = ('the previous data directory was moved to %s' % worker.result['moved_to'] if worker.moved
+                 else '%s was not moved' % worker.data_dir)
+        fail(module, worker, 'unexpected error: %s; %s. A staging directory %s, if left, is removed on the next '
+                             'run' % (to_native(e), where, worker.staging))
     if module._diff:
         result['diff'] = worker.diff
     module.exit_json(**result)

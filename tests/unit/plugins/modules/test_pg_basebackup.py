@@ -835,3 +835,18 @@ def test_sweep_temp_passfiles(tmp_path):
         f.write_text('x')
     m.BaseBackup.sweep_temp_passfiles(str(tmp_path))
     assert not stale.exists() and live.exists() and unrelated.exists()
+
+
+def test_unexpected_os_error_reports_moved_directory(lab, capsys, monkeypatch):
+    write_cluster(lab.data_dir, sysid=OTHER_SYSID)
+    real_rename = os.rename
+
+    def rename(src, dst):
+        if src.endswith(os.path.join('.main.hotstandby-staging', 'data')):
+            raise OSError(28, 'No space left on device')
+        return real_rename(src, dst)
+    monkeypatch.setattr(m.os, 'rename', rename)
+    result = run_module(lab, capsys)
+    assert result['failed'] and result['changed']
+    assert 'unexpected error' in result['msg'] and 'moved to %s' % result['moved_to'] in result['msg']
+    assert m.read_system_identifier(result['moved_to']) == OTHER_SYSID
