@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Turn the raw measurements of scripts/bench into results.md and results.json.
 
     python3 bench/report.py RESULTS_DIR
@@ -71,22 +70,27 @@ def profile(path):
 
 
 def profile_summary(results, prefix, top=12):
-    per_task = {}
+    """Median per task over the runs; a task name that runs in several plays (primary, standbys) is summed,
+    its occurrences are listed (slowest first, from the first run)."""
+    per_task, split = {}, {}
     files = sorted(glob.glob(os.path.join(results, 'logs', prefix + '-r*.log')))
     totals = []
     for p in files:
         rows = profile(p)
+        if not rows:
+            continue
         totals.append(sum(s for _, s in rows))
         seen = {}
         for task, s in rows:
-            seen[task] = seen.get(task, 0.0) + s
-        for task, s in seen.items():
-            per_task.setdefault(task, []).append(s)
+            seen.setdefault(task, []).append(s)
+        for task, ss in seen.items():
+            per_task.setdefault(task, []).append(sum(ss))
+            split.setdefault(task, ss)
     med = sorted(((median(v), t) for t, v in per_task.items()), reverse=True)
-    return dict(runs=len(files), total_s=median(totals),
-                top=[dict(task=t, median_s=round(s, 2)) for s, t in med[:top]],
-                facts_s=round(sum(median(v) for t, v in per_task.items() if t == 'Gathering Facts'), 2)
-                if per_task else None)
+    return dict(runs=len(totals), total_s=median(totals), tasks=len(per_task),
+                top=[dict(task=t, median_s=round(s, 2), occurrences=len(split[t]),
+                          first_run_split_s=[round(x, 2) for x in split[t]]) for s, t in med[:top]],
+                facts_s=round(median(per_task['Gathering Facts']), 2) if 'Gathering Facts' in per_task else 0.0)
 
 
 def main():
@@ -179,8 +183,10 @@ def main():
         lines += ['', '## Where the time goes: %s' % title, '',
                   'profile_tasks, median over %d run(s); sum of task times %.1f s; fact gathering %.1f s.'
                   % (p['runs'], p['total_s'] or 0, p['facts_s'] or 0), '',
-                  '| task | median s |', '|---|---|']
-        lines += ['| %s | %.2f |' % (t['task'].replace('|', '\\|'), t['median_s']) for t in p['top']]
+                  '| task | median s | runs in the play(s), first round |', '|---|---|---|']
+        lines += ['| %s | %.2f | %s |' % (t['task'].replace('|', '\\|'), t['median_s'],
+                                          ' + '.join('%.2f' % x for x in t['first_run_split_s']))
+                  for t in p['top']]
     raw_lines = ['', '## Raw seconds per round', '', '| metric | ' + ' | '.join(
         'round %d' % r for r in range(1, int(meta.get('rounds', 1)) + 1)) + ' |',
         '|---|' + '---|' * int(meta.get('rounds', 1))]
