@@ -173,6 +173,18 @@ options:
     type: str
     choices: [fail, move_aside]
     default: fail
+  reclone:
+    description:
+      - Clone again even when O(data_dir) is already a standby of this primary (RV(case=standby)), for example
+        because the standby fell so far behind that the primary no longer has the WAL it needs (its slot was
+        lost).
+      - The existing directory is renamed aside to C(<data_dir>.moved-<YYYYmmddTHHMMSSZ>) like with
+        O(existing_data=move_aside), never deleted; the result has RV(case=standby), RV(action=clone) and
+        RV(moved_to).
+      - The server running in O(data_dir) must be stopped first (in check mode RV(running) says whether it runs).
+      - Does not change how other cases are handled; a V(foreign) directory still follows O(existing_data).
+    type: bool
+    default: false
   owner:
     description:
       - Operating system user that owns O(data_dir) and runs C(pg_basebackup), C(psql) and C(pg_verifybackup)
@@ -1345,7 +1357,7 @@ class BaseBackup(object):
         self.apply_standby_settings(target, self.standby_settings(target))
         self.write_passfile()
         if not in_place:
-            if case in ('pristine', 'foreign'):
+            if case in ('pristine', 'foreign', 'standby'):
                 self.move_aside()
             elif case == 'empty':
                 try:
@@ -1462,7 +1474,7 @@ class BaseBackup(object):
         pass_after = '# passfile %s: entry for %s:%s:replication:%s is current\n' % (
             self.passfile, self.host, self.port, self.user)
 
-        if case == 'standby':
+        if case == 'standby' and not self.p['reclone']:
             cur = self.standby_settings(self.data_dir)
             want_slot = self.slot or None
             try:
@@ -1520,7 +1532,7 @@ class BaseBackup(object):
             self.fail('%s holds %s. It is left untouched. To replace it, set existing_data: move_aside (it will be '
                       'renamed to %s.moved-<timestamp>, not deleted), or move it away yourself, then run again.'
                       % (self.data_dir, found, self.data_dir))
-        if case in ('pristine', 'foreign'):
+        if case in ('pristine', 'foreign', 'standby'):
             r['moved_to'] = '%s.moved-%s' % (self.data_dir, utc_stamp())
             if pid:
                 if not check:
@@ -1539,7 +1551,9 @@ class BaseBackup(object):
         before = 'data directory %s: %s\n' % (self.data_dir, {
             'missing': 'does not exist', 'empty': 'empty',
             'pristine': 'pristine cluster without user data (will be moved to %s)' % r['moved_to'],
-            'foreign': (found or '') + ' (will be moved to %s)' % r['moved_to']}[case])
+            'foreign': (found or '') + ' (will be moved to %s)' % r['moved_to'],
+            'standby': 'standby of %s:%s, cloned again (reclone; will be moved to %s)' % (
+                self.host, self.port, r['moved_to'])}[case])
         self.diff['before'] = before + pass_before
         self.diff['after'] = ('data directory %s: clone of %s:%s (system identifier %s)\n'
                               % (self.data_dir, self.host, self.port, self.primary['system_identifier'])
@@ -1586,6 +1600,7 @@ def main():
             sslrootcert=dict(type='path'),
             bin_dir=dict(type='path'),
             existing_data=dict(type='str', choices=['fail', 'move_aside'], default='fail'),
+            reclone=dict(type='bool', default=False),
             owner=dict(type='str', default='postgres'),
             passfile=dict(type='path', no_log=False),
         ),

@@ -850,3 +850,82 @@ def test_unexpected_os_error_reports_moved_directory(lab, capsys, monkeypatch):
     assert result['failed'] and result['changed']
     assert 'unexpected error' in result['msg'] and 'moved to %s' % result['moved_to'] in result['msg']
     assert m.read_system_identifier(result['moved_to']) == OTHER_SYSID
+
+
+# ---------------------------------------------------------------------------
+# reclone
+# ---------------------------------------------------------------------------
+
+def test_reclone_moves_standby_aside_and_clones(lab, capsys):
+    run_module(lab, capsys, slot='standby1', create_slot=True)
+    with open(os.path.join(lab.data_dir, 'old-standby-file'), 'w') as f:
+        f.write('kept')
+    lab.fake.slot_exists = True
+    result = run_module(lab, capsys, diff=True, slot='standby1', create_slot=True, reclone=True)
+    assert result['changed'] and result['case'] == 'standby' and result['action'] == 'clone'
+    assert result['moved_to'].startswith(lab.data_dir + '.moved-')
+    with open(os.path.join(result['moved_to'], 'old-standby-file')) as f:
+        assert f.read() == 'kept'
+    assert not os.path.exists(os.path.join(lab.data_dir, 'old-standby-file'))
+    assert os.path.isfile(os.path.join(lab.data_dir, 'standby.signal'))
+    assert not os.path.exists(lab.staging)
+    clones = [c for c in lab.fake.commands('pg_basebackup') if '--version' not in c]
+    assert len(clones) == 2 and '-C' not in clones[-1]  # the existing slot is reused
+    assert 'cloned again (reclone' in result['diff']['before']
+    assert 'previous standby data directory was moved to %s' % result['moved_to'] in result['msg']
+    assert_no_password(result, lab)
+
+
+def test_reclone_creates_missing_slot_with_the_clone(lab, capsys):
+    run_module(lab, capsys, slot='standby1', create_slot=True)
+    lab.fake.slot_exists = False  # e.g. the primary dropped a lost slot
+    result = run_module(lab, capsys, slot='standby1', create_slot=True, reclone=True)
+    assert result['action'] == 'clone' and result['slot_created'] is True
+    assert '-C' in [c for c in lab.fake.commands('pg_basebackup') if '--version' not in c][-1]
+
+
+def test_reclone_check_mode_changes_nothing(lab, capsys):
+    run_module(lab, capsys)
+    before = tree(lab.tmp)
+    result = run_module(lab, capsys, check=True, diff=True, reclone=True)
+    assert result['changed'] and result['case'] == 'standby' and result['action'] == 'clone'
+    assert result['moved_to'].startswith(lab.data_dir + '.moved-')
+    assert tree(lab.tmp) == before
+    assert 'would clone' in result['msg']
+
+
+def test_reclone_refuses_running_server(lab, capsys, monkeypatch):
+    run_module(lab, capsys)
+    with open(os.path.join(lab.data_dir, 'postmaster.pid'), 'w') as f:
+        f.write('12345\n')
+    monkeypatch.setattr(m, 'postmaster_pid', lambda d: 12345 if os.path.exists(os.path.join(d, 'postmaster.pid'))
+                        else None)
+    before = tree(lab.tmp)
+    result = run_module(lab, capsys, check=True, reclone=True)
+    assert not result.get('failed') and result['running'] is True and result['action'] == 'clone'
+    result = run_module(lab, capsys, reclone=True)
+    assert result['failed'] and 'stop it first' in result['msg'] and not result['changed']
+    assert result['moved_to'] is None
+    assert tree(lab.tmp) == before
+
+
+def test_reclone_without_standby_is_an_ordinary_clone(lab, capsys):
+    result = run_module(lab, capsys, reclone=True)
+    assert result['case'] == 'missing' and result['action'] == 'clone' and result['moved_to'] is None
+
+
+def test_reclone_keeps_foreign_policy(lab, capsys):
+    write_cluster(lab.data_dir, sysid=OTHER_SYSID, user_data=True)
+    before = tree(lab.tmp)
+    result = run_module(lab, capsys, reclone=True)
+    assert result['failed'] and result['case'] == 'foreign' and 'existing_data: move_aside' in result['msg']
+    assert tree(lab.tmp) == before
+
+
+def test_reclone_refused_on_mount_point(lab, capsys, monkeypatch):
+    run_module(lab, capsys)
+    real = os.path.ismount
+    monkeypatch.setattr(m.os.path, 'ismount', lambda p: p == lab.data_dir or real(p))
+    result = run_module(lab, capsys, reclone=True)
+    assert result['failed'] and 'is a mount point' in result['msg']
+    assert os.path.isfile(os.path.join(lab.data_dir, 'standby.signal'))
