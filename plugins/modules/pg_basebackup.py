@@ -1300,8 +1300,16 @@ class BaseBackup(object):
                 'with SELECT pg_drop_replication_slot(\'%s\') or it will retain WAL'
                 % (self.slot, err.strip(), self.slot))
 
-    def explain_basebackup_error(self, err):
+    def explain_basebackup_error(self, err, rc=1):
         low = err.lower()
+        if rc < 0:
+            try:
+                name = signal.Signals(-rc).name
+            except ValueError:
+                name = 'signal %d' % -rc
+            return ('pg_basebackup was killed by %s (signal %d) before it finished (stopped by hand, by the OOM '
+                    'killer or by a shutdown?); the partial copy was discarded, run again to clone anew%s'
+                    % (name, -rc, ('. pg_basebackup said: %s' % err.strip()) if err.strip() else ''))
         if self.slot and 'already exists' in low and 'slot' in low:
             return ('the replication slot "%s" already exists on the primary: set create_slot: false to use it, or '
                     'drop it on the primary (SELECT pg_drop_replication_slot(\'%s\')) if it is stale. '
@@ -1348,7 +1356,7 @@ class BaseBackup(object):
             note = self.drop_slot() if create else ''
             self.cleanup_failed(in_place)
             self.fail('cloning failed, %s was not changed: %s%s' % (
-                self.given_dir, self.explain_basebackup_error(err), ('; ' + note) if note else ''))
+                self.given_dir, self.explain_basebackup_error(err, rc), ('; ' + note) if note else ''))
         self.result['slot_created'] = create
         self.result['seconds'] = round(seconds, 3)
         self.result['bytes'] = dir_size(target)

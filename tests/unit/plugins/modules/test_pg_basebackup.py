@@ -80,6 +80,7 @@ class FakePostgres(object):
         self.connect_error = None
         self.slot_exists = False
         self.basebackup_error = None
+        self.basebackup_rc = 1
         self.verify_error = None
         self.binary_version = '15.18'
         self.dropped = []
@@ -126,8 +127,8 @@ class FakePostgres(object):
 
     def basebackup(self, args):
         target = args[args.index('-D') + 1]
-        if self.basebackup_error:
-            return 1, '', self.basebackup_error
+        if self.basebackup_error is not None:
+            return self.basebackup_rc, '', self.basebackup_error
         if os.path.exists(target):
             assert not os.listdir(target), 'pg_basebackup target must be empty'
         else:
@@ -929,3 +930,13 @@ def test_reclone_refused_on_mount_point(lab, capsys, monkeypatch):
     result = run_module(lab, capsys, reclone=True)
     assert result['failed'] and 'is a mount point' in result['msg']
     assert os.path.isfile(os.path.join(lab.data_dir, 'standby.signal'))
+
+
+def test_killed_basebackup_names_the_signal(lab, capsys):
+    lab.fake.basebackup_error = ''
+    lab.fake.basebackup_rc = -9
+    result = run_module(lab, capsys, slot='standby1', create_slot=True)
+    assert result['failed'] and not result['changed']
+    assert 'pg_basebackup was killed by SIGKILL (signal 9)' in result['msg']
+    assert 'was not changed' in result['msg'] and 'dropped again' in result['msg']
+    assert not os.path.exists(lab.data_dir) and not os.path.exists(lab.staging)
