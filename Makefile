@@ -80,6 +80,7 @@ sanity: venv
 	mkdir -p $(SANITY_ROOT)
 	git ls-files -z --cached --others --exclude-standard -- . ':!playbooks/collections' \
 	  | tar --null --files-from=- -cf - | tar -xf - -C $(SANITY_ROOT)
+	$(BIN)/python $(CURDIR)/scripts/ansible_test_pip_cache.py $(CURDIR)/scripts/ansible_test_get_pip.py
 	cd $(SANITY_ROOT) && $(BIN)/ansible-test sanity --venv --requirements --python 3.11 --color no
 
 # Build the Galaxy artifact, check it holds only the collection, install it
