@@ -6,6 +6,7 @@ that a task ran.
 """
 import json
 import os
+import re
 import time
 import uuid
 
@@ -22,6 +23,29 @@ CATCH_UP_SECONDS = 60
 
 def _host(name):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def hostvar(name, var, default=None):
+    """An inventory variable of a host (group_vars and host_vars applied)."""
+    return RUNNER.get_variables(name).get(var, default)
+
+
+def upstream_of(name):
+    """The host a standby streams from: its postgres_standby_upstream or the primary."""
+    return hostvar(name, "postgres_standby_upstream", PRIMARY[0])
+
+
+def address_of(name):
+    facts = _host(name).ansible("setup", "gather_subset=network")["ansible_facts"]
+    return facts["ansible_default_ipv4"]["address"]
+
+
+def replication_view(upstream, name):
+    """The upstream's pg_stat_replication row for a standby, with its TLS state."""
+    rows = json.loads(psql(_host(upstream), "SELECT json_agg(r) FROM (SELECT application_name, state, "
+                           "sync_state, coalesce(s.ssl, false) AS ssl FROM pg_stat_replication "
+                           "LEFT JOIN pg_stat_ssl s USING (pid)) r").stdout.strip() or "null") or []
+    return next((r for r in rows if r["application_name"] == name), None)
 
 
 def psql(host, sql, check=True):
@@ -64,19 +88,23 @@ def test_same_major_version(primary, standby):
     assert cluster(primary)[0] == cluster(standby[1])[0]
 
 
-def test_primary_reports_standby_streaming(primary, standby):
+def test_upstream_reports_standby_streaming(standby):
     name = standby[0]
-    rows = psql(primary, "SELECT json_agg(r) FROM (SELECT application_name, state "
-                "FROM pg_stat_replication) r").stdout.strip()
-    reported = {r["application_name"]: r["state"] for r in json.loads(rows or "[]") or []}
-    assert reported.get(name) == "streaming", reported
+    row = replication_view(upstream_of(name), name)
+    assert row and row["state"] == "streaming", row
+    mode = hostvar(name, "postgres_synchronous_mode", "async")
+    direct = upstream_of(name) == PRIMARY[0]
+    expected = {"async": {"async"}, "sync": {"sync", "potential"}, "quorum": {"quorum"}}[mode if direct else "async"]
+    assert row["sync_state"] in expected, (mode, row)
+    if hostvar(name, "postgres_tls", False):
+        assert row["ssl"] is True, row
 
 
-def test_standby_uses_its_slot(primary, standby):
+def test_standby_uses_its_slot_on_its_upstream(standby):
     name = standby[0]
-    active = psql(primary, "SELECT slot_name FROM pg_replication_slots "
+    active = psql(_host(upstream_of(name)), "SELECT slot_name FROM pg_replication_slots "
                   "WHERE active AND slot_type = 'physical'").stdout.split()
-    expected = name.lower().replace("-", "_").replace(".", "_")
+    expected = hostvar(name, "postgres_standby_slot_name", re.sub("[^a-z0-9_]", "_", name.lower()))
     assert expected in active, active
 
 
@@ -119,16 +147,19 @@ def test_no_trust_and_no_open_network_in_pg_hba(primary, standby):
                 assert rule["address"] not in ("all", "0.0.0.0/0", "::/0"), rule
 
 
-def test_replication_allowed_only_from_each_standby_address(primary):
-    rules = json.loads(psql(primary, "SELECT json_agg(r) FROM (SELECT address, netmask, auth_method "
+@pytest.mark.parametrize("node", PRIMARY + STANDBYS)
+def test_replication_allowed_only_from_each_downstream_address(node):
+    """Each node allows replication only from the standbys streaming from it, /32 each."""
+    downstream = [s for s in STANDBYS if upstream_of(s) == node]
+    rules = json.loads(psql(_host(node), "SELECT json_agg(r) FROM (SELECT type, address, netmask, auth_method "
                             "FROM pg_hba_file_rules WHERE 'replicator' = ANY(user_name) "
-                            "AND 'replication' = ANY(database)) r").stdout)
-    addresses = {_host(s).ansible("setup", "gather_subset=network")["ansible_facts"]
-                 ["ansible_default_ipv4"]["address"] for s in STANDBYS}
-    assert {r["address"] for r in rules} == addresses, rules
+                            "AND 'replication' = ANY(database)) r").stdout.strip() or "null") or []
+    assert {r["address"] for r in rules} == {address_of(s) for s in downstream}, rules
+    tls = hostvar(node, "postgres_tls", False)
     for rule in rules:
         assert rule["netmask"] == "255.255.255.255", rule
         assert rule["auth_method"] == "scram-sha-256", rule
+        assert rule["type"] == ("hostssl" if tls else "host"), rule
 
 
 def test_replication_password_stored_as_scram(primary):
@@ -159,3 +190,25 @@ def test_standby_connection_reads_password_from_private_passfile(standby):
     assert f.exists and f.user == "postgres" and f.mode == 0o600
     auto_conf = host.file(cluster(host)[3] + "/postgresql.auto.conf").content_string
     assert "password" not in auto_conf.replace("passfile", "")
+
+
+def test_replication_connection_uses_the_chosen_sslmode(standby):
+    name, host = standby
+    conninfo = psql(host, "SHOW primary_conninfo").stdout.strip()
+    sslmode = hostvar(name, "postgres_replication_sslmode", "prefer")
+    assert f"sslmode={sslmode}" in conninfo, conninfo
+    if hostvar(name, "postgres_tls", False):
+        assert "sslrootcert=" in conninfo, conninfo
+
+
+def test_synchronous_standby_names_follow_the_mode(primary):
+    mode = hostvar(PRIMARY[0], "postgres_synchronous_mode", "async")
+    count = hostvar(PRIMARY[0], "postgres_synchronous_count", 1)
+    names = psql(primary, "SHOW synchronous_standby_names").stdout.strip()
+    direct = sorted(s for s in STANDBYS if upstream_of(s) == PRIMARY[0])
+    if mode == "async":
+        assert names == "", names
+    else:
+        keyword = "FIRST" if mode == "sync" else "ANY"
+        assert names.startswith(f"{keyword} {count} ("), names
+        assert sorted(re.findall(r'"([^"]+)"', names)) == direct, names
