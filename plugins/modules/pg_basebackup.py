@@ -1302,14 +1302,17 @@ class BaseBackup(object):
 
     def explain_basebackup_error(self, err, rc=1):
         low = err.lower()
-        if rc < 0:
+        # a negative rc: killed by that signal; above 128: runuser (or a shell) reports a child killed by rc - 128
+        # (pg_basebackup itself only exits with 0 or 1)
+        signum = -rc if rc < 0 else rc - 128 if 128 < rc < 128 + 65 else None
+        if signum:
             try:
-                name = signal.Signals(-rc).name
+                name = signal.Signals(signum).name
             except ValueError:
-                name = 'signal %d' % -rc
+                name = 'signal %d' % signum
             return ('pg_basebackup was killed by %s (signal %d) before it finished (stopped by hand, by the OOM '
                     'killer or by a shutdown?); the partial copy was discarded, run again to clone anew%s'
-                    % (name, -rc, ('. pg_basebackup said: %s' % err.strip()) if err.strip() else ''))
+                    % (name, signum, ('. It said: %s' % err.strip()) if err.strip() else ''))
         if self.slot and 'already exists' in low and 'slot' in low:
             return ('the replication slot "%s" already exists on the primary: set create_slot: false to use it, or '
                     'drop it on the primary (SELECT pg_drop_replication_slot(\'%s\')) if it is stale. '

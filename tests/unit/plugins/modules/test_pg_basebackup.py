@@ -932,9 +932,10 @@ def test_reclone_refused_on_mount_point(lab, capsys, monkeypatch):
     assert os.path.isfile(os.path.join(lab.data_dir, 'standby.signal'))
 
 
-def test_killed_basebackup_names_the_signal(lab, capsys):
-    lab.fake.basebackup_error = ''
-    lab.fake.basebackup_rc = -9
+@pytest.mark.parametrize('rc, stderr', [(-9, ''), (137, 'Killed')])  # direct child / through runuser
+def test_killed_basebackup_names_the_signal(lab, capsys, rc, stderr):
+    lab.fake.basebackup_error = stderr
+    lab.fake.basebackup_rc = rc
     result = run_module(lab, capsys, slot='standby1', create_slot=True)
     assert result['failed'] and not result['changed']
     assert 'pg_basebackup was killed by SIGKILL (signal 9)' in result['msg']
