@@ -17,7 +17,9 @@ from testinfra.utils.ansible_runner import AnsibleRunner
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = AnsibleRunner(INVENTORY)
 PRIMARY = RUNNER.get_hosts("postgres_master")
-STANDBYS = RUNNER.get_hosts("postgres_standby")
+# Scenarios that grow the inventory in side_effect (scale-out) keep the hosts
+# they add in postgres_standby_later: by verify they are standbys too.
+STANDBYS = RUNNER.get_hosts("postgres_standby") + RUNNER.get_hosts("postgres_standby_later")
 CATCH_UP_SECONDS = 60
 
 
