@@ -277,6 +277,26 @@ def test_wrong_password_changes_nothing(pair, standby, primary):
     assert not sh(standby, "find /var/lib/postgresql -maxdepth 1 -name '.hotstandby-pgpass-*'").strip()
 
 
+def test_primary_down_gives_a_clear_error_and_changes_nothing(pair, standby, primary):
+    service = "postgresql@%s-%s" % (pair["version"], os.path.basename(pair["data_dir"]))
+    before = dict(files=files_state(standby, pair["data_dir"]), passfile=sha(standby, pair["passfile"]))
+    sh(primary, "systemctl stop %s", service)
+    try:
+        result, raw = run_module(pair["base"])
+    finally:
+        sh(primary, "systemctl start %s", service)
+    assert result.get("failed") is True and result["changed"] is False
+    msg = result["msg"]
+    assert "could not connect to the primary %s:5432" % pair["base"]["primary_host"] in msg, msg
+    assert "is the primary up" in msg and "nothing was changed" in msg, msg
+    assert dict(files=files_state(standby, pair["data_dir"]), passfile=sha(standby, pair["passfile"])) == before
+    assert_no_password(raw)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and standby_streams(primary) != "streaming":
+        time.sleep(1)
+    assert standby_streams(primary) == "streaming"
+
+
 # ---------------------------------------------------------------------------
 # foreign data next to the standby
 # ---------------------------------------------------------------------------
