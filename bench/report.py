@@ -42,7 +42,7 @@ def load(results):
 
 
 def secs(raw, metric):
-    return [v['seconds'] for _, v in sorted(raw.get(metric, {}).items())]
+    return [v['seconds'] for dummy, v in sorted(raw.get(metric, {}).items())]
 
 
 def paired(raw, a, b, fn):
@@ -83,7 +83,7 @@ def profile_summary(results, prefix, top=12):
         rows = profile(p)
         if not rows:
             continue
-        totals.append(sum(s for _, s in rows))
+        totals.append(sum(s for dummy, s in rows))
         seen = {}
         for task, s in rows:
             seen.setdefault(task, []).append(s)
@@ -123,7 +123,7 @@ def main():
     if 'rerun' in raw and 'site' in raw:
         ratios = paired(raw, 'rerun', 'site', lambda a, b: a / b)
         r = median(ratios)
-        changed = [int(v['note'].split('=')[1]) for _, v in sorted(raw['rerun'].items())]
+        changed = [int(v['note'].split('=')[1]) for dummy, v in sorted(raw['rerun'].items())]
         failed_rerun = any(c != 0 for c in changed)
         add('rerun', '2. re-run: 2nd site.yml / 1st site.yml', median(secs(raw, 'rerun')),
             median(secs(raw, 'site')), r, '<= 0.3, changed=0', le(r, 0.3) and not failed_rerun,
@@ -133,7 +133,7 @@ def main():
         bare_v = {r: raw['clone_bare'][r]['seconds'] + raw['clone_verify'][r]['seconds']
                   for r in raw['clone_bare'] if r in raw.get('clone_verify', {})}
         raw['clone_bare_verify'] = {r: dict(seconds=s, note='') for r, s in bare_v.items()}
-        notes = [v['note'] for _, v in sorted(raw['clone_module'].items())]
+        notes = [v['note'] for dummy, v in sorted(raw['clone_module'].items())]
         verified = all('verified=True' in n for n in notes)
         den_metric = 'clone_bare_verify' if verified else 'clone_bare'
         ratios = paired(raw, 'clone_module', den_metric, lambda a, b: a / b)
@@ -144,12 +144,12 @@ def main():
         add('clone', '3. clone: module (ansible ad hoc) / bare pg_basebackup%s' % (
             ' + pg_verifybackup' if verified else ''),
             median(secs(raw, 'clone_module')), median(secs(raw, den_metric)), r,
-            '<= 1.05 + 2 s', median(extra) <= 2.0,
-            'database %.2f GiB (pgbench -s %s); module - bare = %.1f s; module / bare pg_basebackup alone = %.2f'
-            % (size, meta.get('clone_scale'), median(fixed),
-               median(paired(raw, 'clone_module', 'clone_bare', lambda a, b: a / b))))
+            '<= 1.05 + 2 s', le(median(extra), 2.0),
+            'database %.2f GiB (pgbench -s %s); module - bare = %s; module / bare pg_basebackup alone = %s'
+            % (size, meta.get('clone_scale'), fmt(median(fixed)),
+               fmt(median(paired(raw, 'clone_module', 'clone_bare', lambda a, b: a / b)), None)))
         data['clone'].update(
-            module_verified=verified, module_minus_bare_s=round(median(fixed), 2),
+            module_verified=verified, module_minus_bare_s=median(fixed),
             bare_pg_basebackup_median_s=median(secs(raw, 'clone_bare')),
             pg_verifybackup_median_s=median(secs(raw, 'clone_verify')),
             module_notes=notes, database_bytes=int(meta.get('clone_db_bytes', 0)),
