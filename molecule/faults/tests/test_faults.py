@@ -371,7 +371,7 @@ def test_interrupted_clone_fails_clearly_and_leaves_nothing(bench, primary, stan
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None:
             running = basebackups(standby)
-            pids = {p for p, _ in running}
+            pids = {pid for pid, _cmd in running}
             main = [p for p, pp in running if pp not in pids]
             size = standby.run("du -sm %s", cluster(standby)["parent"])
             copied = int(size.stdout.split()[0]) if size.rc == 0 and size.stdout.strip() else 0

@@ -416,7 +416,7 @@ def test_interrupted_clone_fails_clearly_and_leaves_nothing(big_primary, pair, s
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             procs = basebackup_processes(standby, target)
-            pids = {p for p, _ in procs}
+            pids = {pid for pid, _cmd in procs}
             size = standby.run("du -sm %s", target)
             copied = int(size.stdout.split()[0]) if size.rc == 0 and size.stdout else 0
             # the main pg_basebackup (its WAL streaming child has it as parent); mid-copy: some data is there
@@ -489,7 +489,7 @@ def test_killed_module_leftover_is_cleaned_by_the_next_run(pair, standby, primar
         while time.monotonic() < deadline and proc.poll() is None:
             table = processes(standby)
             bb = basebackup_processes(standby, target, table)
-            pids = {p for p, _ in bb}
+            pids = {pid for pid, _cmd in bb}
             # module (python) -> runuser -> pg_basebackup -> its WAL streaming child
             for dummy, ppid in bb:
                 if ppid not in pids:
