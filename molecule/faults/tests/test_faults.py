@@ -328,7 +328,6 @@ def trixie_run(primary):
 def test_version_mismatch_names_the_cause(trixie_run, primary):
     run = trixie_run["run"]
     assert run.rc != 0 and run.failed(TRIXIE), run.tail()
-    # (the role's message reads "primary\\'s": a stray backslash from its Jinja quoting)
     assert "offer no postgresql-15" in run.output and "must run the primary" in run.output, run.tail()
     assert not trixie_run["installed"]  # nothing installed, nothing cloned on the trixie host
     assert streaming(primary)  # the existing standby is unaffected
