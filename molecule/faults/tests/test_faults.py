@@ -333,9 +333,9 @@ def test_version_mismatch_names_the_cause(trixie_run, primary):
     assert streaming(primary)  # the existing standby is unaffected
 
 
-@pytest.mark.xfail(strict=True, reason="role bug: the primary is given a pg_hba line and a slot for a standby whose "
-                   "repositories lack the primary's version (checked only in postgres_standby, after the primary "
-                   "play), and the final play then waits 60 s for that failed standby and fails the primary too")
+@pytest.mark.xfail(strict=True, reason="role bug: the primary is given a pg_hba line and a replication slot (which "
+                   "now reserves WAL from creation) for a standby whose repositories lack the primary's version: "
+                   "that is checked only in postgres_standby, after the primary play")
 def test_version_mismatch_leaves_the_primary_unchanged(trixie_run):
     assert not trixie_run["run"].failed(PRIMARY), trixie_run["run"].tail()
     assert trixie_run["after"] == trixie_run["before"]
