@@ -28,7 +28,7 @@ DEMO_DIR := $(CURDIR)/.lab/demo
 DEMO_PRIMARY := hs-demo-primary
 DEMO_STANDBY := hs-demo-standby
 
-.PHONY: help demo demo-down test venv host-deps lab unit lint sanity build molecule molecule-artifact molecule-run bench clean
+.PHONY: help demo demo-down test venv host-deps lab lab-images unit lint sanity build molecule molecule-artifact molecule-run bench clean
 
 help:
 	@echo "make demo       build a primary and a hot standby in local containers and show them replicating"
@@ -52,6 +52,11 @@ venv: $(BIN)/.installed
 lab: venv
 	$(LAB) engine
 	$(LAB) image $(SUITE) >/dev/null
+
+# Every image the scenarios use, built (or found cached) once, before any
+# scenario runs: the faults scenario also starts a trixie standby.
+lab-images: lab
+	for suite in $(sort bookworm $(MATRIX_SUITES)); do $(LAB) image $$suite >/dev/null; done
 
 ## --- demo -------------------------------------------------------------------
 
@@ -110,7 +115,6 @@ endef
 MATRIX_SUITES := bullseye trixie sid
 define run_matrix
 	set -e; for suite in $(MATRIX_SUITES); do \
-	  $(LAB) image $$suite >/dev/null; \
 	  $(MAKE) --no-print-directory molecule-run SUITE=$$suite SCENARIO=default COLLECTIONS=$(1); \
 	done
 endef
@@ -118,11 +122,11 @@ endef
 molecule-run:
 	$(call run_molecule,$(COLLECTIONS))
 
-molecule: lab
+molecule: lab-images
 	$(call run_molecule,$(CURDIR)/playbooks/collections)
 	$(if $(SCENARIO),,$(call run_matrix,$(CURDIR)/playbooks/collections))
 
-molecule-artifact: build lab
+molecule-artifact: build lab-images
 	$(call run_molecule,$(INSTALLED))
 	$(call run_matrix,$(INSTALLED))
 
