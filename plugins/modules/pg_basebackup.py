@@ -731,15 +731,19 @@ def postmaster_pid(data_dir):
     return pid
 
 
+def listdir_or_empty(path):
+    """The entries of a directory, or none where it cannot be read."""
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
 def user_data_found(data_dir):
     """Describe user data in a cluster directory (databases, relations, tablespaces), or None."""
     base = os.path.join(data_dir, 'base')
     findings = []
-    try:
-        dbs = os.listdir(base)
-    except OSError:
-        dbs = []
-    for db in sorted(dbs):
+    for db in sorted(listdir_or_empty(base)):
         if db.isdigit() and int(db) >= FIRST_NORMAL_OID:
             findings.append('database directory base/%s' % db)
             continue
@@ -751,22 +755,13 @@ def user_data_found(data_dir):
             if m and int(m.group(1)) >= FIRST_NORMAL_OID:
                 findings.append('relation file base/%s/%s' % (db, name))
                 break
-    try:
-        tblspc = os.listdir(os.path.join(data_dir, 'pg_tblspc'))
-    except OSError:
-        tblspc = []
+    tblspc = listdir_or_empty(os.path.join(data_dir, 'pg_tblspc'))
     if tblspc:
         findings.append('tablespaces in pg_tblspc (%s)' % ', '.join(sorted(tblspc)))
-    try:
-        slots = os.listdir(os.path.join(data_dir, 'pg_replslot'))
-    except OSError:
-        slots = []
+    slots = listdir_or_empty(os.path.join(data_dir, 'pg_replslot'))
     if slots:
         findings.append('replication slots in pg_replslot (%s)' % ', '.join(sorted(slots)))
-    try:
-        stray = sorted(n for n in os.listdir(data_dir) if n not in CLUSTER_ENTRIES)
-    except OSError:
-        stray = []
+    stray = sorted(n for n in listdir_or_empty(data_dir) if n not in CLUSTER_ENTRIES)
     if stray:
         findings.append('files that initdb does not create (%s%s)' % (', '.join(stray[:5]),
                                                                       ', ...' if len(stray) > 5 else ''))
