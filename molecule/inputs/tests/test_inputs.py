@@ -209,6 +209,13 @@ BARE_CASES = {
         inventory([PRIMARY], [STANDBY1, STANDBY2],
                   postgres_synchronous_mode="sync", postgres_synchronous_count=3),
         ["postgres_synchronous_count", "3"], ["between 1 and 2"]),
+    # The primary's planned value (its postgres_settings), not PostgreSQL's default.
+    "standby_below_primary_planned_setting": Case(
+        inventory([PRIMARY], [STANDBY1],
+                  hostvars={PRIMARY: {"postgres_settings": {"max_connections": 200}},
+                            STANDBY1: {"postgres_standby_settings": {"max_connections": 150}}}),
+        ["max_connections", "150", "200", STANDBY1, PRIMARY, "postgres_standby_settings"],
+        ["Raise it", "leave it unset"]),
 }
 
 
@@ -328,10 +335,11 @@ def _psql(host, sql):
 
 
 def test_standby_setting_below_primary_refused_standby_untouched(os_runs, workdir):
-    """Checked only once the primary runs (the limit is the primary's value).
+    """Refused in the first play against the primary's planned value
+    (PostgreSQL's default max_connections, 100), before any host is changed.
 
-    The check runs on the standby before its packages are installed, so the
-    refused standby stays bare.
+    The same check runs again against the running primary before the
+    standby's settings and data are touched.
     """
     run = Run("standby_max_connections_10",
               inventory([PRIMARY], [STANDBY1], postgres_standby_settings={"max_connections": 10}), workdir)
@@ -345,6 +353,7 @@ def test_standby_setting_below_primary_refused_standby_untouched(os_runs, workdi
 
     assert run.recap[STANDBY1]["changed"] == 0, run.recap
     assert_bare(STANDBY1)
+    assert_bare(PRIMARY)
 
 
 # --- last: a correct inventory builds the pair ------------------------------
