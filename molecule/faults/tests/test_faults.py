@@ -21,7 +21,7 @@ import time
 import uuid
 
 import pytest
-import testinfra
+from labhost import dock, psql, sh
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 PRIMARY = "flt-primary"
@@ -104,24 +104,6 @@ def finish_site(proc, log, timeout=900):
     out = log.read()
     log.close()
     return Run(rc, out)
-
-
-def dock(name):
-    return testinfra.get_host(f"docker://{name}")
-
-
-def sh(host, cmd, *args):
-    out = host.run(cmd, *args)
-    assert out.rc == 0, f"{cmd}: rc={out.rc} {out.stdout} {out.stderr}"
-    return out.stdout
-
-
-def psql(host, sql, db="postgres", port=5432, socket=None, check=True):
-    extra = f" -h {socket}" if socket else ""
-    out = host.run(f"runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d {db} -p {port}{extra} -c %s", sql)
-    if check:
-        assert out.rc == 0, f"{sql}: {out.stderr}"
-    return out.stdout.strip()
 
 
 def cluster(host):

@@ -22,7 +22,7 @@ import time
 import uuid
 
 import pytest
-import testinfra
+from labhost import dock, psql, sh
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 PRIMARY = "mod-primary"
@@ -106,21 +106,6 @@ def start_module(args):
     cmd, run_dir = _module_cmd(args)
     return subprocess.Popen(cmd, env=_ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True), run_dir
-
-
-def dock(name):
-    return testinfra.get_host(f"docker://{name}")
-
-
-def sh(host, cmd, *args):
-    out = host.run(cmd, *args)
-    assert out.rc == 0, f"{cmd % args if args else cmd}: rc={out.rc} {out.stderr}"
-    return out.stdout
-
-
-def psql(host, sql, port=5432, socket=None):
-    extra = f" -h {socket}" if socket else ""
-    return sh(host, f"runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -p {port}{extra} -c %s", sql).strip()
 
 
 @pytest.fixture(scope="module")
