@@ -227,8 +227,41 @@ def test_restart_of_standby_container_reconnects(primary, standby):
 
 
 # ---------------------------------------------------------------------------
-# 4. wrong password, primary unreachable, primary down, version mismatch
+# 4. --limit, wrong password, primary unreachable, primary down, version mismatch
 # ---------------------------------------------------------------------------
+
+def test_limit_to_the_primary_leaves_the_standby_streaming(primary, standby):
+    """--limit without the standby: its pg_hba line is kept (its address is read from it)."""
+    before = data_state(standby), primary_state(primary)
+    run = site("--limit", PRIMARY)
+    assert run.rc == 0, run.tail()
+    assert run.recap(PRIMARY).get("changed") == "0" and not run.recap(STANDBY), run.tail()
+    assert (data_state(standby), primary_state(primary)) == before
+    assert streaming(primary)
+
+
+def test_limit_to_the_primary_with_the_standby_down_names_it(primary, standby):
+    before = primary_state(primary)
+    subprocess.run(["docker", "stop", STANDBY], check=True, capture_output=True, timeout=180)
+    try:
+        run = site("--limit", PRIMARY)
+    finally:
+        subprocess.run(["docker", "start", STANDBY], check=True, capture_output=True, timeout=180)
+    assert run.rc != 0 and run.failed(PRIMARY), run.tail()
+    for word in (STANDBY, "--limit", "postgres_standby_address"):
+        assert word in run.output, run.tail()
+    assert primary_state(primary) == before
+    wait_for("the standby streaming again after its container restarted", lambda: streaming(primary))
+
+
+def test_limit_without_the_primary_is_refused_before_any_change(primary, standby):
+    before = data_state(standby), primary_state(primary)
+    run = site("--limit", STANDBY)
+    assert run.rc != 0 and run.failed(STANDBY), run.tail()
+    assert f"--limit leaves out the primary {PRIMARY}" in run.output, run.tail()
+    assert run.recap(STANDBY).get("changed") == "0", run.tail()
+    assert (data_state(standby), primary_state(primary)) == before
+
 
 def test_wrong_password_names_the_cause_and_changes_nothing(primary, standby):
     before = data_state(standby), primary_state(primary)
