@@ -1,0 +1,145 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hotstandby.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.basebackup import (
+    PREFLIGHT_COMMANDS, basebackup_args, basebackup_pids, check_params, check_upstream, discard_clone,
+    explain_basebackup_error, read_upstream, slot_exists, stop_basebackup, verify_backup)
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import ModuleFailure
+
+ANSWER = '7712491459935377245|1|0/17420F0|\nreplica\n150018\n10\n10\n'
+
+
+def test_stop_basebackup_terminates_only_processes_writing_into_target(tmp_path):
+    target = str(tmp_path / 'staging' / 'data')
+    code = 'import time; time.sleep(30)'
+    ours = subprocess.Popen(['pg_basebackup', '-c', code, '-D', target], executable=sys.executable)
+    other = subprocess.Popen(['pg_basebackup', '-c', code, '-D', str(tmp_path / 'elsewhere')],
+                             executable=sys.executable)
+    try:
+        for dummy in range(100):
+            if ours.pid in basebackup_pids(target):
+                break
+            time.sleep(0.01)
+        assert basebackup_pids(target) == [ours.pid]
+        stop_basebackup(target, wait=5)
+        assert ours.wait(timeout=5) is not None
+        assert other.poll() is None
+    finally:
+        for p in (ours, other):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def test_read_upstream():
+    sent = []
+
+    def sql(commands):
+        sent.append(commands)
+        return 0, ANSWER, ''
+    info = read_upstream(sql, 'db1', 5432, 'rep')
+    assert sent == [PREFLIGHT_COMMANDS]
+    assert info == dict(system_identifier='7712491459935377245', timeline=1, wal_level='replica', version_num=150018,
+                        major=15, max_wal_senders=10, max_replication_slots=10)
+    with pytest.raises(ModuleFailure, match='unexpected answer from the primary db1:5432'):
+        read_upstream(lambda c: (0, 'garbage', ''), 'db1', 5432, 'rep')
+    with pytest.raises(ModuleFailure, match='preflight check failed, nothing was changed: .*timed out'):
+        read_upstream(lambda c: (2, '', 'timeout expired'), 'db1', 5432, 'rep')
+
+
+@pytest.mark.parametrize('change, slot, expect', [
+    (dict(major=12), None, 'PostgreSQL 13 and newer'),
+    (dict(wal_level='minimal'), None, 'wal_level = replica'),
+    (dict(max_wal_senders=0), None, 'max_wal_senders = 0'),
+    (dict(max_replication_slots=0), 's1', 'max_replication_slots = 0'),
+])
+def test_check_upstream(change, slot, expect):
+    info = read_upstream(lambda c: (0, ANSWER, ''), 'db1', 5432, 'rep')
+    check_upstream(info, 'db1:5432', 's1')
+    info.update(change)
+    with pytest.raises(ModuleFailure, match=expect):
+        check_upstream(info, 'db1:5432', slot)
+
+
+def test_slot_exists():
+    assert slot_exists(lambda c: (0, 'physical|0/3000000|1\n', ''), 's1', 'db1:5432') is True
+    assert slot_exists(lambda c: (0, '||\n', ''), 's1', 'db1:5432') is False
+    with pytest.raises(ModuleFailure, match='is a logical slot'):
+        slot_exists(lambda c: (0, 'logical|0/3000000|1\n', ''), 's1', 'db1:5432')
+    with pytest.raises(ModuleFailure, match='checking slot "s1" on the primary db1:5432 failed'):
+        slot_exists(lambda c: (1, '', 'ERROR: syntax error'), 's1', 'db1:5432')
+
+
+@pytest.mark.parametrize('args, expect', [
+    (('Bad-Name', 'pw', None), 'invalid slot name'),
+    (('s1', 'two\nlines', None), 'line break'),
+    (('s1', 'pw', '100 MB'), 'invalid max_rate'),
+])
+def test_check_params(args, expect):
+    check_params('s1', 'pw', '32768k')
+    with pytest.raises(ModuleFailure, match=expect):
+        check_params(*args)
+
+
+def test_basebackup_args_never_create_a_slot():
+    args = basebackup_args('/b', '/t', 'host=db1', 'stream', 'fast', '100M', 's1')
+    assert args == ['/b/pg_basebackup', '-D', '/t', '-d', 'host=db1', '-X', 'stream', '-c', 'fast', '--no-password',
+                    '-r', '100M', '-S', 's1']
+    assert '-S' not in basebackup_args('/b', '/t', 'host=db1', 'fetch', 'spread')
+
+
+@pytest.mark.parametrize('err, rc, expect', [
+    ('', -9, 'killed by SIGKILL (signal 9)'),
+    ('Killed', 137, 'killed by SIGKILL (signal 9)'),
+    ('pg_basebackup: error: replication slot "s1" does not exist', 1, 'must exist on the upstream server'),
+    ('pg_basebackup: error: replication slot "s1" is active for pid 77', 1, 'in use by another connection'),
+    ('pg_basebackup: error: could not write: No space left on device', 1, 'ran out of space'),
+    ('pg_basebackup: error: something', 1, 'pg_basebackup failed: pg_basebackup: error: something'),
+])
+def test_explain_basebackup_error(err, rc, expect):
+    assert expect in explain_basebackup_error(err, rc, 's1', '/x/.main.hotstandby-staging', 'db1', 5432, 'rep')
+
+
+def test_verify_backup(tmp_path):
+    bindir = tmp_path / 'bin'
+    bindir.mkdir()
+    target = tmp_path / 'data'
+    target.mkdir()
+    calls = []
+
+    def run(args):
+        calls.append(args)
+        return (1, '', 'damaged') if len(calls) > 1 else (0, 'ok', '')
+    assert verify_backup(run, str(bindir), str(target), enabled=False) == (None, 'verification disabled (verify: false)')
+    assert verify_backup(run, str(bindir), str(target))[0] is None  # no pg_verifybackup
+    tool = bindir / 'pg_verifybackup'
+    tool.write_text('#!/bin/sh\n')
+    tool.chmod(0o755)
+    assert 'no backup_manifest' in verify_backup(run, str(bindir), str(target))[1]
+    (target / 'backup_manifest').write_text('{}')
+    assert verify_backup(run, str(bindir), str(target)) == (True, 'backup successfully verified')
+    assert verify_backup(run, str(bindir), str(target)) == (False, 'damaged')
+    assert calls[0] == [str(tool), str(target)]
+
+
+def test_discard_clone(tmp_path):
+    staging = tmp_path / '.main.hotstandby-staging'
+    (staging / 'data' / 'base').mkdir(parents=True)
+    mount = tmp_path / 'main'
+    (mount / 'base').mkdir(parents=True)
+    (mount / 'PG_VERSION').write_text('15')
+    discard_clone(str(staging), str(mount), in_place=True)
+    assert not staging.exists() and mount.is_dir() and os.listdir(str(mount)) == []
+    discard_clone(str(staging), str(mount), in_place=False, ignore_errors=True)  # nothing left: fine
