@@ -13,24 +13,19 @@ from the clone or from the installed artifact, whichever ANSIBLE_COLLECTIONS_PAT
   a PostgreSQL package, /etc/postgresql or /var/lib/postgresql.
 
 The cases that need bare hosts run first (concurrently: they only gather
-facts). Then the cases that need a built primary, and last one correct
-inventory that builds a pair, proving the containers and the happy path work.
-Tests in this file depend on this order (pytest keeps the file order).
+facts). Then the site playbook builds the primary alone (--limit), a standby
+setting below what the running primary uses is refused by the check against
+the running primary, and last the same inventory without that setting builds
+the pair, proving the containers and the happy path work. Tests in this file
+depend on this order (pytest keeps the file order).
 """
 import collections
 import concurrent.futures
-import json
-import os
-import re
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-import testinfra
 import yaml
+from labhost import ansible_env, cluster, dock, playbook_cmd, psql, run_playbook, sh
 
 PLAYBOOK = "hotstandby.postgresql.site"
 PRIMARY, STANDBY1, STANDBY2 = "inp-primary", "inp-standby1", "inp-standby2"
@@ -40,36 +35,13 @@ PASSWORD = "inputs-test-only-Zq8v3-not-a-secret"
 # A password YAML reads as a number (unquoted digits).
 NUMERIC_PASSWORD = 918273645013
 PLAYBOOK_TIMEOUT = 900
-
-_RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-# "fatal: [host]: FAILED! => {...}", and per loop item "failed: [host] (item=x) => {...}"
-_FAILED = re.compile(r"^(?:fatal|failed): \[([^\]]+)\](?::| \(item=.*?\)) (?:FAILED! )?=> (\{.*\})\s*$", re.M)
+# the two checks of standby settings against the primary's (roles/postgres_standby): before any change,
+# against the primary's planned values (validate.yml), and against the running primary (install.yml)
+PLANNED_CHECK = "Refuse standby settings lower than the primary's planned ones"
+RUNNING_CHECK = "Refuse standby settings lower than the primary's"
 
 
 # --- running the playbook --------------------------------------------------
-
-
-def _ansible_playbook():
-    local = Path(sys.executable).parent / "ansible-playbook"
-    return str(local) if local.exists() else shutil.which("ansible-playbook")
-
-
-def _env():
-    env = dict(os.environ)
-    collections = env.get("HOTSTANDBY_COLLECTIONS_PATH") or env.get("ANSIBLE_COLLECTIONS_PATH")
-    assert collections, "run through molecule (or set HOTSTANDBY_COLLECTIONS_PATH)"
-    env.update(
-        ANSIBLE_COLLECTIONS_PATH=collections,
-        ANSIBLE_FORCE_COLOR="false",
-        ANSIBLE_NOCOLOR="true",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-        # one JSON object per failed result, so the message can be read back
-        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-        ANSIBLE_CALLBACK_FORMAT_PRETTY="false",
-        ANSIBLE_RETRY_FILES_ENABLED="false",
-        ANSIBLE_HOST_KEY_CHECKING="false",
-    )
-    return env
 
 
 def inventory(masters, standbys, password=PASSWORD, hostvars=None, **group_vars):
@@ -88,54 +60,31 @@ def inventory(masters, standbys, password=PASSWORD, hostvars=None, **group_vars)
     return {"all": {"vars": all_vars, "children": children}}
 
 
-class Run:
-    """One ansible-playbook run: its return code, output and what it reported."""
+def run_case(name, inv, directory, *args):
+    """Run the site playbook over the inventory inv (kept in directory as name.yml, its output as name.log).
 
-    def __init__(self, name, inv, directory):
-        self.name = name
-        self.inventory = inv
-        self.hosts = sorted(set(inv["all"]["children"]["postgres_master"]["hosts"])
-                            | set((inv["all"]["children"].get("postgres_standby") or {}).get("hosts", {})))
-        path = Path(directory) / f"{name}.yml"
-        path.write_text(yaml.safe_dump(inv, sort_keys=False))
-        started = time.monotonic()
-        proc = subprocess.run(
-            [_ansible_playbook(), "-i", str(path), PLAYBOOK],
-            env=_env(), cwd=directory, capture_output=True, text=True,
-            timeout=PLAYBOOK_TIMEOUT, check=False,
-        )
-        self.seconds = time.monotonic() - started
-        self.rc = proc.returncode
-        self.output = proc.stdout + proc.stderr
-        (Path(directory) / f"{name}.log").write_text(self.output)
-        self.recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]),
-                             "failed": int(m[4])} for m in _RECAP.findall(self.output)}
-        self.failures = []  # (host, msg)
-        for host, result in _FAILED.findall(self.output):
-            try:
-                msg = json.loads(result).get("msg", result)
-            except json.JSONDecodeError:
-                msg = result
-            self.failures.append((host, str(msg)))
+    The result (labhost.Run) has the run's return code, output, PLAY RECAP, failed results (the JSON
+    callback output is read back) and the hosts of the inventory.
+    """
+    path = Path(directory) / f"{name}.yml"
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    hosts = set(inv["all"]["children"]["postgres_master"]["hosts"]) \
+        | set((inv["all"]["children"].get("postgres_standby") or {}).get("hosts", {}))
+    return run_playbook(playbook_cmd(PLAYBOOK, *args, inventories=[str(path)]), env=ansible_env(json_results=True),
+                        timeout=PLAYBOOK_TIMEOUT, cwd=directory, log_path=Path(directory) / f"{name}.log", name=name,
+                        hosts=hosts)
 
-    @property
-    def messages(self):
-        return "\n".join(f"[{h}] {m}" for h, m in self.failures)
 
-    def __repr__(self):
-        tail = "\n".join(self.output.splitlines()[-40:])
-        return f"<{self.name}: rc={self.rc} in {self.seconds:.0f}s>\n{tail}"
+def failed_task(failure):
+    """The name of the task a failure came from, without its role prefix."""
+    return (failure.task or "").split(" : ")[-1]
 
 
 # --- what the hosts hold ---------------------------------------------------
 
 
-def _host(name):
-    return testinfra.get_host(f"docker://{name}")
-
-
 def assert_bare(name):
-    host = _host(name)
+    host = dock(name)
     pkgs = host.run("dpkg-query -W -f='${Package} ${Status}\\n' 'postgresql*'").stdout
     installed = [line.split()[0] for line in pkgs.splitlines() if line.endswith("install ok installed")]
     assert not installed, f"{name} has PostgreSQL packages installed: {installed}"
@@ -230,7 +179,7 @@ def bare_runs(workdir):
     for name in HOSTS:
         assert_bare(name)
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {name: pool.submit(Run, name, case.inventory, workdir) for name, case in BARE_CASES.items()}
+        futures = {name: pool.submit(run_case, name, case.inventory, workdir) for name, case in BARE_CASES.items()}
         return {name: future.result() for name, future in futures.items()}
 
 
@@ -302,18 +251,18 @@ def _quote(text):
 @pytest.fixture(scope="module")
 def os_runs(bare_runs, workdir):
     """Both OS cases at once: each fakes a different host, used by no other run."""
-    faked = [(_host(case.host), case.files) for case in OS_CASES.values()]
+    faked = [(dock(case.host), case.files) for case in OS_CASES.values()]
     try:
         for host, files in faked:
             _fake_release(host, files)
         with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-            futures = {name: pool.submit(Run, name, case.inventory, workdir) for name, case in OS_CASES.items()}
+            futures = {name: pool.submit(run_case, name, case.inventory, workdir) for name, case in OS_CASES.items()}
             return {name: future.result() for name, future in futures.items()}
     finally:
         for host, files in faked:
             _restore_release(host, files)
         for name in HOSTS:
-            _host(name).check_output("grep -q '^ID=debian' /etc/os-release && ! test -e /etc/redhat-release")
+            dock(name).check_output("grep -q '^ID=debian' /etc/os-release && ! test -e /etc/redhat-release")
 
 
 @pytest.mark.parametrize("case", list(OS_CASES))
@@ -321,30 +270,23 @@ def test_unsupported_os_refused_before_any_change(os_runs, case):
     assert_refused(os_runs[case], OS_CASES[case].names, OS_CASES[case].hints)
 
 
-# --- cases that need a built primary ----------------------------------------
+# --- a standby setting below the primary's -----------------------------------
 
 
 def test_standby_only_option_refused_before_any_change(os_runs, workdir):
-    run = Run("standby_checkpoint_slow",
-              inventory([PRIMARY], [STANDBY1], postgres_standby_checkpoint="slow"), workdir)
+    run = run_case("standby_checkpoint_slow",
+                   inventory([PRIMARY], [STANDBY1], postgres_standby_checkpoint="slow"), workdir)
     assert_refused(run, ["postgres_standby_checkpoint", "slow"], ["fast, spread"])
 
 
-def _psql(host, sql):
-    return host.check_output("runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -c %s", sql)
-
-
-def test_standby_setting_below_primary_refused_standby_untouched(os_runs, workdir):
+def test_standby_setting_below_primary_default_refused_before_any_change(os_runs, workdir):
     """Refused in the first play against the primary's planned value
-    (PostgreSQL's default max_connections, 100), before any host is changed.
-
-    The same check runs again against the running primary before the
-    standby's settings and data are touched.
-    """
-    run = Run("standby_max_connections_10",
-              inventory([PRIMARY], [STANDBY1], postgres_standby_settings={"max_connections": 10}), workdir)
+    (PostgreSQL's default max_connections, 100), before any host is changed."""
+    run = run_case("standby_max_connections_10",
+                   inventory([PRIMARY], [STANDBY1], postgres_standby_settings={"max_connections": 10}), workdir)
     assert run.rc == 2, run
     assert {failure[0] for failure in run.failures} == {STANDBY1}, run.messages
+    assert {failed_task(failure) for failure in run.failures} == {PLANNED_CHECK}, run.failures
     for word in ("max_connections", "10", STANDBY1, PRIMARY, "postgres_standby_settings"):
         assert word in run.messages, f"{word!r} not in:\n{run.messages}"
     assert "Raise it" in run.messages or "leave it unset" in run.messages, run.messages
@@ -356,17 +298,86 @@ def test_standby_setting_below_primary_refused_standby_untouched(os_runs, workdi
     assert_bare(PRIMARY)
 
 
+@pytest.fixture(scope="module")
+def built_primary(os_runs, workdir):
+    """The primary alone, built by the site playbook with the pair's inventory and --limit to the primary
+    (the left-out standby's address is read from it; nothing is installed there)."""
+    run = run_case("primary_only", inventory([PRIMARY], [STANDBY1]), workdir, "--limit", PRIMARY)
+    assert run.rc == 0, run
+    assert set(run.recap) == {PRIMARY}, run.recap
+    assert psql(dock(PRIMARY), "SELECT pg_is_in_recovery()") == "f"
+    assert_bare(STANDBY1)
+    assert_bare(STANDBY2)
+    return run
+
+
+def standby_leftovers(name, primary_sysid):
+    """What the standby role writes after its check against the running primary, found on the host: the
+    managed drop-in (and any other file of the collection), a data directory replaced by a clone (standby.signal,
+    the primary's system identifier), one moved aside, a staging directory, the passfile."""
+    host = dock(name)
+    found = sh(host, "find /etc/postgresql /var/lib/postgresql -maxdepth 4 \\( -name '*hotstandby*' "
+                     "-o -name standby.signal -o -name '*.moved-*' -o -name '.pgpass_replication' \\) -print").split()
+    for line in host.run("pg_lsclusters -h").stdout.splitlines():
+        data_dir = line.split()[5]
+        if host.file(f"{data_dir}/global/pg_control").exists:
+            ver = line.split()[0]
+            sysid = sh(host, f"/usr/lib/postgresql/{ver}/bin/pg_controldata %s "
+                             "| sed -n 's/^Database system identifier: *//p'", data_dir).strip()
+            if sysid == primary_sysid:
+                found.append(f"{data_dir} (a clone of the primary)")
+    return found
+
+
+def test_standby_setting_below_primary_refused_standby_untouched(built_primary, workdir):
+    """A standby setting above the primary's planned value but below what the running primary uses (here
+    max_connections set there by hand, ALTER SYSTEM) passes the first play's check and is refused by the
+    standby role's check against the running primary, before the standby's settings and data are touched.
+
+    The site playbook installs every host's packages before the roles run, so inp-standby1 has the
+    PostgreSQL packages (and Debian's own cluster) afterwards, but nothing of the standby role.
+    """
+    primary = dock(PRIMARY)
+    c = cluster(primary)
+    primary_sysid = psql(primary, "SELECT system_identifier FROM pg_control_system()")
+    psql(primary, "ALTER SYSTEM SET max_connections = 200")
+    sh(primary, "systemctl restart %s", c["service"])
+    try:
+        assert psql(primary, "SHOW max_connections") == "200"
+        run = run_case("standby_max_connections_150_running_200",
+                       inventory([PRIMARY], [STANDBY1],
+                                 hostvars={STANDBY1: {"postgres_standby_settings": {"max_connections": 150}}}),
+                       workdir)
+    finally:
+        psql(primary, "ALTER SYSTEM RESET max_connections")
+        sh(primary, "systemctl restart %s", c["service"])
+    assert run.rc == 2, run
+    assert {failure.host for failure in run.failures} == {STANDBY1}, run.messages
+    # the refusal comes from the check against the running primary (install.yml), not the planned one
+    assert {failed_task(failure) for failure in run.failures} == {RUNNING_CHECK}, run.failures
+    for word in ("max_connections", "150", "200", STANDBY1, PRIMARY, "postgres_standby_settings"):
+        assert word in run.messages, f"{word!r} not in:\n{run.messages}"
+    assert "Raise it" in run.messages or "leave it unset" in run.messages, run.messages
+    assert PASSWORD not in run.output
+    assert run.recap[PRIMARY]["failed"] == 0 and run.recap[STANDBY1]["failed"] == 1, run.recap
+    assert run.recap[PRIMARY]["changed"] == 0, run.recap
+    # the standby is untouched: no drop-in, no clone, nothing moved aside, no staging directory, no passfile
+    assert standby_leftovers(STANDBY1, primary_sysid) == [], run
+    assert psql(primary, "SELECT pg_is_in_recovery()") == "f"
+    assert_bare(STANDBY2)
+
+
 # --- last: a correct inventory builds the pair ------------------------------
 
 
 def test_correct_inventory_builds_the_pair(os_runs, workdir):
     """Same hosts as the refused standby above: fixing the input is enough."""
-    run = Run("correct_pair", inventory([PRIMARY], [STANDBY1]), workdir)
+    run = run_case("correct_pair", inventory([PRIMARY], [STANDBY1]), workdir)
     assert run.rc == 0, run
     assert PASSWORD not in run.output
     assert set(run.recap) == {PRIMARY, STANDBY1}, run.recap
     assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in run.recap.values()), run.recap
-    state = _psql(_host(PRIMARY), f"SELECT state FROM pg_stat_replication WHERE application_name = '{STANDBY1}'")
+    state = psql(dock(PRIMARY), f"SELECT state FROM pg_stat_replication WHERE application_name = '{STANDBY1}'")
     assert state == "streaming", state
-    assert _psql(_host(STANDBY1), "SELECT pg_is_in_recovery()") == "t"
+    assert psql(dock(STANDBY1), "SELECT pg_is_in_recovery()") == "t"
     assert_bare(STANDBY2)

@@ -7,7 +7,9 @@ of both containers (files, catalog views, processes) through ``docker exec``.
 
 The tests share the containers and run in file order:
   check/diff mode -> re-run copies nothing -> wrong password -> foreign data refused, then moved
-  aside -> interrupted clone, then re-run -> the pair still streams.
+  aside -> interrupted clone (pg_basebackup killed: the module cleans up) -> interrupted clone (the
+  module's process group killed), then re-run -> killed module's leftover cleaned by the next run
+  -> the pair still streams. The primary and standby fixtures are in molecule/conftest.py.
 Clones other than the standby's own go to sibling data directories of the standby's, so the real
 standby keeps streaming throughout; they use their own slot (or a temporary one) and are removed
 again at the end.
@@ -22,9 +24,9 @@ import time
 import uuid
 
 import pytest
-from labhost import dock, psql, sh
+from labhost import (ansible_env, basebackups, cluster, conninfo_fields, playbook_cmd, primary_state, processes, psql,
+                     sh, sha256, top_files, tree_state)
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 PRIMARY = "mod-primary"
 STANDBY = "mod-standby"
 MODULE = "hotstandby.postgresql.pg_basebackup"
@@ -35,15 +37,6 @@ TEMP_PORT = 5499
 WORK_DIR = tempfile.mkdtemp(prefix="hotstandby-module-test-")
 atexit.register(shutil.rmtree, WORK_DIR, ignore_errors=True)
 PLAYBOOK = os.path.join(WORK_DIR, "run_module.yml")
-
-
-def _ansible_env():
-    env = dict(os.environ)
-    collections = os.environ.get("HOTSTANDBY_COLLECTIONS_PATH")
-    if collections:
-        env["ANSIBLE_COLLECTIONS_PATH"] = collections
-    env.update(ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    return env
 
 
 RUN_PLAYBOOK = """
@@ -78,7 +71,7 @@ def _module_cmd(args, check=False, diff=False):
     run_dir = tempfile.mkdtemp(dir=WORK_DIR)
     with open(os.path.join(run_dir, "vars.json"), "w", encoding="utf-8") as f:
         json.dump(dict(hotstandby_module_args=args, hotstandby_result_file=os.path.join(run_dir, "result.json")), f)
-    cmd = ["ansible-playbook", "-i", INVENTORY, PLAYBOOK, "-e", "@" + os.path.join(run_dir, "vars.json")]
+    cmd = playbook_cmd(PLAYBOOK, "-e", "@" + os.path.join(run_dir, "vars.json"))
     if check:
         cmd.append("--check")
     if diff:
@@ -97,73 +90,33 @@ def _parse(run_dir, stdout, stderr):
 def run_module(args, check=False, diff=False):
     """Run the module on the standby; return (its result, raw result and playbook output)."""
     cmd, run_dir = _module_cmd(args, check, diff)
-    proc = subprocess.run(cmd, env=_ansible_env(), capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(cmd, env=ansible_env(), capture_output=True, text=True, timeout=600, check=False)
     return _parse(run_dir, proc.stdout, proc.stderr)
 
 
 def start_module(args):
     """Start the module in the background (for the interrupted clones); returns (process, run_dir)."""
     cmd, run_dir = _module_cmd(args)
-    return subprocess.Popen(cmd, env=_ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen(cmd, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True), run_dir
 
 
-@pytest.fixture(scope="module")
-def primary():
-    return dock(PRIMARY)
-
-
-@pytest.fixture(scope="module")
-def standby():
-    return dock(STANDBY)
-
+# the primary and standby fixtures (mod-primary, mod-standby from the inventory) are in molecule/conftest.py
 
 @pytest.fixture(scope="module")
 def pair(primary, standby):
     """What the site playbook configured: the module arguments that reproduce the standby's own clone."""
-    lines = sh(standby, "pg_lsclusters -h").split()
-    version, data_dir = lines[0], lines[5]
-    conninfo = psql(standby, "SHOW primary_conninfo")
-    fields = dict(f.split("=", 1) for f in conninfo.split() if "=" in f)
+    c = cluster(standby)
+    version, data_dir = c["version"], c["data_dir"]
+    fields = conninfo_fields(standby)
     slot = psql(standby, "SHOW primary_slot_name")
     base = dict(data_dir=data_dir, primary_host=fields["host"], primary_port=int(fields.get("port", 5432)),
-                user=fields["user"], password=PASSWORD_VAR, slot=slot, create_slot=True,
+                user=fields["user"], password=PASSWORD_VAR, slot=slot,
                 application_name=STANDBY, bin_dir=f"/usr/lib/postgresql/{version}/bin")
     parent = os.path.dirname(data_dir)
     siblings = sh(standby, "ls -A %s", parent).split()
     return dict(siblings=siblings, version=version, data_dir=data_dir, parent=parent, base=base, slot=slot,
                 bin=f"/usr/lib/postgresql/{version}/bin", passfile=fields["passfile"])
-
-
-def files_state(host, path):
-    """name -> (mtime, size, inode) of the top-level files of a directory, plus the directory's inode.
-
-    The top-level files (PG_VERSION, postgresql.auto.conf, standby.signal, backup_manifest, ...) are
-    those a clone or a settings rewrite replaces; a running standby does not touch them.
-    """
-    out = sh(host, "find %s -maxdepth 1 -type f -printf '%%P %%T@ %%s %%i\\n'; stat -c 'DIR %%i' %s", path, path)
-    return sorted(out.splitlines())
-
-
-def tree_state(host, path):
-    """Every entry below path with type, mode, size and mtime (for directories no server runs in)."""
-    return sorted(sh(host, "find %s -printf '%%P %%y %%m %%s %%T@\\n'", path).splitlines())
-
-
-def sha(host, path):
-    return sh(host, "sha256sum %s", path).split()[0]
-
-
-def primary_state(primary):
-    return dict(
-        slots=psql(primary, "SELECT string_agg(slot_name || ':' || slot_type, ',' ORDER BY slot_name) "
-                   "FROM pg_replication_slots"),
-        role=psql(primary, "SELECT md5(rolpassword) || rolreplication::text || rolcanlogin::text "
-                  "FROM pg_authid WHERE rolname = 'replicator'"),
-        hba=psql(primary, "SELECT md5(string_agg(line_number || type || array_to_string(database, ',') "
-                 "|| coalesce(address, ''), '|' ORDER BY line_number)) FROM pg_hba_file_rules"),
-        sysid=psql(primary, "SELECT system_identifier FROM pg_control_system()"),
-        recovery=psql(primary, "SELECT pg_is_in_recovery()"))
 
 
 def standby_streams(primary):
@@ -211,7 +164,7 @@ def read_marker(standby, pair, path):
 # ---------------------------------------------------------------------------
 
 def test_check_mode_reports_standby_and_diff_hides_password(pair, standby, primary):
-    before = files_state(standby, pair["data_dir"]), sha(standby, pair["passfile"]), primary_state(primary)
+    before = top_files(standby, pair["data_dir"]), sha256(standby, pair["passfile"]), primary_state(primary)
     result, raw = run_module(pair["base"], check=True, diff=True)
     assert not result.get("failed"), result["msg"]
     assert result["case"] == "standby" and result["action"] == "none" and result["changed"] is False
@@ -221,20 +174,20 @@ def test_check_mode_reports_standby_and_diff_hides_password(pair, standby, prima
     assert f"primary_slot_name = '{pair['slot']}'" in diff["after"]
     assert "passfile=" in diff["after"] and "password" not in diff["after"].replace("passfile", "")
     assert_no_password(raw)
-    assert (files_state(standby, pair["data_dir"]), sha(standby, pair["passfile"]), primary_state(primary)) == before
+    assert (top_files(standby, pair["data_dir"]), sha256(standby, pair["passfile"]), primary_state(primary)) == before
 
 
 def test_rerun_copies_nothing(pair, standby, primary):
-    before = dict(files=files_state(standby, pair["data_dir"]), passfile=sha(standby, pair["passfile"]),
+    before = dict(files=top_files(standby, pair["data_dir"]), passfile=sha256(standby, pair["passfile"]),
                   primary=primary_state(primary), receiver=receiver_pid(standby),
                   moved=moved_dirs(standby, pair["parent"], os.path.basename(pair["data_dir"])))
     result, raw = run_module(pair["base"], diff=True)
     assert not result.get("failed"), result["msg"]
     assert result["changed"] is False
     assert result["case"] == "standby" and result["action"] == "none"
-    assert result["bytes"] == 0 and result["moved_to"] is None and result["slot_created"] is False
+    assert result["bytes"] == 0 and result["moved_to"] is None
     assert "nothing to do" in result["msg"]
-    after = dict(files=files_state(standby, pair["data_dir"]), passfile=sha(standby, pair["passfile"]),
+    after = dict(files=top_files(standby, pair["data_dir"]), passfile=sha256(standby, pair["passfile"]),
                  primary=primary_state(primary), receiver=receiver_pid(standby),
                  moved=moved_dirs(standby, pair["parent"], os.path.basename(pair["data_dir"])))
     assert after == before  # same directory inode, same file mtimes, same WAL receiver: nothing was copied
@@ -244,7 +197,7 @@ def test_rerun_copies_nothing(pair, standby, primary):
 
 
 def test_wrong_password_changes_nothing(pair, standby, primary):
-    before = dict(files=files_state(standby, pair["data_dir"]), passfile=sha(standby, pair["passfile"]),
+    before = dict(files=top_files(standby, pair["data_dir"]), passfile=sha256(standby, pair["passfile"]),
                   primary=primary_state(primary), receiver=receiver_pid(standby))
     result, raw = run_module(dict(pair["base"], password=WRONG_PASSWORD))
     assert result.get("failed") is True
@@ -253,7 +206,7 @@ def test_wrong_password_changes_nothing(pair, standby, primary):
     assert "password authentication" in msg and "failed" in msg, msg
     assert "postgres_replication_password" in msg and "nothing was changed" in msg, msg
     assert pair["base"]["primary_host"] in msg
-    after = dict(files=files_state(standby, pair["data_dir"]), passfile=sha(standby, pair["passfile"]),
+    after = dict(files=top_files(standby, pair["data_dir"]), passfile=sha256(standby, pair["passfile"]),
                  primary=primary_state(primary), receiver=receiver_pid(standby))
     assert after == before
     assert standby_streams(primary) == "streaming"
@@ -264,7 +217,7 @@ def test_wrong_password_changes_nothing(pair, standby, primary):
 
 def test_primary_down_gives_a_clear_error_and_changes_nothing(pair, standby, primary):
     service = "postgresql@%s-%s" % (pair["version"], os.path.basename(pair["data_dir"]))
-    before = dict(files=files_state(standby, pair["data_dir"]), passfile=sha(standby, pair["passfile"]))
+    before = dict(files=top_files(standby, pair["data_dir"]), passfile=sha256(standby, pair["passfile"]))
     sh(primary, "systemctl stop %s", service)
     try:
         result, raw = run_module(pair["base"])
@@ -274,7 +227,7 @@ def test_primary_down_gives_a_clear_error_and_changes_nothing(pair, standby, pri
     msg = result["msg"]
     assert "could not connect to the primary %s:5432" % pair["base"]["primary_host"] in msg, msg
     assert "is the primary up" in msg and "nothing was changed" in msg, msg
-    assert dict(files=files_state(standby, pair["data_dir"]), passfile=sha(standby, pair["passfile"])) == before
+    assert dict(files=top_files(standby, pair["data_dir"]), passfile=sha256(standby, pair["passfile"])) == before
     assert_no_password(raw)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and standby_streams(primary) != "streaming":
@@ -292,7 +245,7 @@ def foreign(pair, standby):
     token = uuid.uuid4().hex
     make_foreign_cluster(standby, pair, path, token)
     # the clone into it uses a temporary slot: the standby's own slot stays with the standby
-    args = {k: v for k, v in pair["base"].items() if k not in ("slot", "create_slot")}
+    args = {k: v for k, v in pair["base"].items() if k != "slot"}
     args.update(data_dir=path, application_name="mod-foreign")
     yield dict(path=path, token=token, args=args, tree=tree_state(standby, path))
     sh(standby, "rm -rf %s %s.moved-*", path, path)
@@ -362,22 +315,37 @@ def check_foreign_moved_aside(foreign, standby, primary, pair):
 # interrupted clone
 # ---------------------------------------------------------------------------
 
-def processes(standby):
-    """pid -> (ppid, argv) of every process on the host."""
-    procs = {}
-    for line in standby.run("ps -eo pid=,ppid=,args=").stdout.splitlines():
-        fields = line.split(None, 2)
-        if len(fields) == 3:
-            procs[int(fields[0])] = (int(fields[1]), fields[2].split())
-    return procs
-
-
 def basebackup_processes(standby, target, procs=None):
     """(pid, ppid) of the pg_basebackup processes writing into target."""
-    procs = processes(standby) if procs is None else procs
-    return [(pid, ppid) for pid, (ppid, argv) in procs.items()
-            if argv and os.path.basename(argv[0]) == "pg_basebackup" and "-D" in argv
-            and argv.index("-D") + 1 < len(argv) and argv[argv.index("-D") + 1] == target]
+    return basebackups(standby, target, procs)
+
+
+def module_of(table, bb):
+    """The pid of the module process that runs the main pg_basebackup of bb (None if there is none yet).
+
+    module (python) -> runuser -> pg_basebackup -> its WAL streaming child
+    """
+    pids = {pid for pid, dummy in bb}
+    module_pid = None
+    for dummy, ppid in bb:
+        if ppid not in pids:
+            up = table.get(ppid)
+            if up and up.argv and os.path.basename(up.argv[0]) == "runuser":
+                module_pid = up.ppid
+            elif up:
+                module_pid = ppid
+    return module_pid
+
+
+def exec_root(table, pid):
+    """The process docker exec started (its parent is 0 inside the container) that pid descends from."""
+    while pid in table and table[pid].ppid != 0:
+        pid = table[pid].ppid
+    return pid
+
+
+# kill a process group inside the container (no shell's kill builtin: dash has no "--")
+KILLPG = "import os, signal, sys; os.killpg(int(sys.argv[1]), signal.SIGKILL)"
 
 
 @pytest.fixture(scope="module")
@@ -392,8 +360,11 @@ def test_interrupted_clone_fails_clearly_and_leaves_nothing(big_primary, pair, s
     path = os.path.join(pair["parent"], "interrupted")
     staging = os.path.join(pair["parent"], ".interrupted.hotstandby-staging")
     target = os.path.join(staging, "data")
-    args = dict(pair["base"], data_dir=path, slot="mod_interrupted", create_slot=True,
+    args = dict(pair["base"], data_dir=path, slot="mod_interrupted",
                 application_name="mod-interrupted", max_rate="8M")
+    # the roles own slots: the module uses the one made for it and never creates or drops one
+    psql(primary, "SELECT pg_create_physical_replication_slot('mod_interrupted', true) "
+                  "WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'mod_interrupted')")
     before_slots = primary_state(primary)["slots"]
     proc, run_dir = start_module(args)
     try:
@@ -424,7 +395,7 @@ def test_interrupted_clone_fails_clearly_and_leaves_nothing(big_primary, pair, s
     msg = result["msg"]
     assert "cloning failed" in msg and f"{path} was not changed" in msg, msg
     assert "killed by SIGKILL" in msg, msg
-    assert 'slot "mod_interrupted" created for the clone was dropped again' in msg, msg
+    assert "dropped" not in msg, msg
     assert result["changed"] is False
     # nothing left: no data directory, no staging directory, no WAL streamer, no slot
     assert not standby.file(path).exists
@@ -434,28 +405,73 @@ def test_interrupted_clone_fails_clearly_and_leaves_nothing(big_primary, pair, s
     assert_no_password(raw)
 
 
-def test_rerun_after_interrupted_clone_converges(pair, standby, primary):
+def test_rerun_after_interrupted_clone_converges(big_primary, pair, standby, primary):
+    """A clone interrupted while pg_basebackup copies, the module's whole process group killed (as when the
+    session that runs it is lost), leaves its staging directory behind; the next run removes the leftover and
+    clones into the same data directory with the same slot, and a run after it changes nothing."""
     path = os.path.join(pair["parent"], "interrupted")
     staging = os.path.join(pair["parent"], ".interrupted.hotstandby-staging")
-    args = dict(pair["base"], data_dir=path, slot="mod_interrupted", create_slot=True,
-                application_name="mod-interrupted")
+    lock = os.path.join(pair["parent"], ".interrupted.hotstandby-lock")
+    target = os.path.join(staging, "data")
+    # the clone's own slot, made beforehand as the roles make a standby's slot (so the test does not depend on
+    # whether the module may create slots)
+    args = dict(pair["base"])
+    args.update(data_dir=path, slot="mod_interrupted", application_name="mod-interrupted")
+    psql(primary, "SELECT pg_create_physical_replication_slot('mod_interrupted', true) "
+                  "WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'mod_interrupted')")
     try:
+        proc, dummy = start_module(dict(args, max_rate="8M"))
+        try:
+            victim = table = None
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                table = processes(standby)
+                size = standby.run("du -sm %s", target)
+                copied = int(size.stdout.split()[0]) if size.rc == 0 and size.stdout.strip() else 0
+                victim = module_of(table, basebackup_processes(standby, target, table))
+                if victim and copied >= 16:  # mid-copy: some data is there
+                    break
+                victim = None
+                time.sleep(0.5)
+            assert victim, f"no pg_basebackup copying into {target} seen (primary holds {big_primary} bytes)"
+            comm = sh(standby, "tr '\\0' ' ' < /proc/%s/cmdline", str(victim))
+            assert "python" in comm, comm
+            # the module's process group is its docker exec's: every process in it descends from that exec
+            assert victim in table, (victim, table)
+            pgid, root = table[victim].pgid, exec_root(table, victim)
+            group = [pid for pid, p in table.items() if p.pgid == pgid]
+            assert pgid > 1 and root != 1 and {exec_root(table, pid) for pid in group} == {root}, (pgid, root, group)
+            sh(standby, "python3 -c %s %s", KILLPG, str(pgid))
+            proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        # interrupted for real: the staging directory (with its marker) is left, the data directory is not there
+        assert standby.file(os.path.join(staging, "HOTSTANDBY_STAGING")).exists
+        assert not standby.file(path).exists
+
         result, raw = run_module(args)
         assert not result.get("failed"), result["msg"]
         assert result["changed"] is True and result["case"] == "missing" and result["action"] == "clone"
-        assert result["verified"] is True and result["slot_created"] is True
-        assert result["cleaned_staging"] is False
+        assert result["verified"] is True
+        assert result["cleaned_staging"] is True  # the interrupted run's leftover was removed first
         assert not standby.file(staging).exists
+        assert basebackup_processes(standby, target) == []
         assert standby.file(os.path.join(path, "standby.signal")).exists
         assert sh(standby, "stat -c %%U:%%a %s", path).strip() == "postgres:700"
-        # the slot the clone created is the only new one; a second run is a no-op on the clone
+        # the slot of the interrupted clone is the clone's slot, the only new one
         assert primary_state(primary)["slots"] == ",".join(sorted([f"{pair['slot']}:physical",
                                                                    "mod_interrupted:physical"]))
+        # no temporary passfile of the killed run is left next to the passfile
+        assert not sh(standby, "find %s -maxdepth 1 -name '.hotstandby-pgpass-*'",
+                      os.path.dirname(pair["passfile"])).strip()
+        # a second run is a no-op on the clone
         again, dummy = run_module(args)
         assert again["changed"] is False and again["case"] == "standby" and again["action"] == "none"
         assert_no_password(raw)
     finally:
-        sh(standby, "rm -rf %s", path)
+        sh(standby, "rm -rf %s %s %s", path, staging, lock)
         psql(primary, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                       "WHERE slot_name = 'mod_interrupted' AND NOT active")
 
@@ -465,24 +481,15 @@ def test_killed_module_leftover_is_cleaned_by_the_next_run(pair, standby, primar
     path = os.path.join(pair["parent"], "orphaned")
     staging = os.path.join(pair["parent"], ".orphaned.hotstandby-staging")
     target = os.path.join(staging, "data")
-    args = {k: v for k, v in pair["base"].items() if k not in ("slot", "create_slot")}
+    args = {k: v for k, v in pair["base"].items() if k != "slot"}
     args.update(data_dir=path, application_name="mod-orphaned", max_rate="8M")
-    proc, run_dir = start_module(args)
+    proc, dummy = start_module(args)
     try:
         deadline = time.monotonic() + 120
         module_pid = None
         while time.monotonic() < deadline and proc.poll() is None:
             table = processes(standby)
-            bb = basebackup_processes(standby, target, table)
-            pids = {pid for pid, _cmd in bb}
-            # module (python) -> runuser -> pg_basebackup -> its WAL streaming child
-            for dummy, ppid in bb:
-                if ppid not in pids:
-                    up = table.get(ppid)
-                    if up and os.path.basename(up[1][0]) == "runuser":
-                        module_pid = up[0]
-                    elif up:
-                        module_pid = ppid
+            module_pid = module_of(table, basebackup_processes(standby, target, table))
             if module_pid:
                 break
             time.sleep(0.5)
