@@ -564,8 +564,27 @@ def test_lost_standby_primary_stays_bounded_and_rerun_reclones(primary, standby)
     assert pg_wal < (64 + 96 + 64) * 1024 * 1024, f"pg_wal holds {pg_wal} bytes after writing {written}"
     assert psql(primary, "SELECT pg_is_in_recovery()") == "f"
     psql(primary, "DROP TABLE lost_fill")
+    # The first re-clone fails (pg_basebackup made to exit 1 on the standby): the slot is made anew, so
+    # only the standby's marker still says it must be cloned again.
+    marker = os.path.join(c["parent"], f".{c['name']}.hotstandby-reclone")
+    real = os.path.join(c["bin"], "pg_basebackup")
+    fake = (f'#!/bin/sh\ncase "$1" in --version|-V) exec {real}.real "$@";; esac\n'
+            'echo "injected failure" >&2\nexit 1\n')
+    sh(standby, "mv %s %s.real && printf '%%s' %s > %s && chmod 755 %s", real, real, fake, real, real)
+    try:
+        failed = site()
+    finally:
+        sh(standby, "mv -f %s.real %s", real, real)
+    assert failed.rc != 0, failed.tail()
+    assert "injected failure" in failed.output, failed.tail()
+    assert psql(primary, f"SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{SLOT}'") not in ("", "lost")
+    assert standby.file(marker).exists, "the failed re-clone left no marker: the next run would not clone"
+    assert [s for s in sh(standby, "ls -A %s", c["parent"]).split() if s not in siblings] == [
+        os.path.basename(marker)]  # nothing moved aside yet, no staging left
+    # The next run clones again without any manual step.
     run = site()
     assert run.rc == 0, run.tail()
+    assert not standby.file(marker).exists
     assert psql(primary, f"SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{SLOT}'") != "lost"
     moved = [s for s in sh(standby, "ls -A %s", c["parent"]).split() if s not in siblings]
     assert len(moved) == 1 and ".moved-" in moved[0], moved  # re-cloned; the old copy moved aside, not deleted

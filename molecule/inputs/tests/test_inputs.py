@@ -158,6 +158,13 @@ BARE_CASES = {
         inventory([PRIMARY], [STANDBY1, STANDBY2],
                   postgres_synchronous_mode="sync", postgres_synchronous_count=3),
         ["postgres_synchronous_count", "3"], ["between 1 and 2"]),
+    # Two standbys on one slot (as db-1 and db.1 would both be db_1): refused before the primary is touched.
+    "slot_names_collide": Case(
+        inventory([PRIMARY], [STANDBY1, STANDBY2], hostvars={STANDBY2: {"postgres_standby_slot_name": "inp_standby1"}}),
+        [STANDBY1, STANDBY2, "postgres_standby_slot_name", "inp_standby1"], ["unique name"]),
+    "invalid_slot_name": Case(
+        inventory([PRIMARY], [STANDBY1], hostvars={STANDBY1: {"postgres_standby_slot_name": "Bad-Slot"}}),
+        [STANDBY1, "postgres_standby_slot_name", "Bad-Slot"], ["lower-case letters"]),
     # The primary's planned value (its postgres_settings), not PostgreSQL's default.
     "standby_below_primary_planned_setting": Case(
         inventory([PRIMARY], [STANDBY1],
