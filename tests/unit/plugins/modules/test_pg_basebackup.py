@@ -737,8 +737,8 @@ def test_temp_passfiles_of_older_versions_swept_in_real_runs_only(lab, capsys):
     assert not os.path.exists(stale)
 
 
-def test_unexpected_os_error_reports_moved_directory(lab, capsys, monkeypatch):
-    write_cluster(lab.data_dir, sysid=OTHER_SYSID)
+def fail_rename_of_staging(monkeypatch):
+    """The move of the finished clone into place fails (as on a full disk)."""
     real_rename = os.rename
 
     def rename(src, dst):
@@ -746,6 +746,11 @@ def test_unexpected_os_error_reports_moved_directory(lab, capsys, monkeypatch):
             raise OSError(28, 'No space left on device')
         return real_rename(src, dst)
     monkeypatch.setattr(m.os, 'rename', rename)
+
+
+def test_unexpected_os_error_reports_moved_directory(lab, capsys, monkeypatch):
+    write_cluster(lab.data_dir, sysid=OTHER_SYSID)
+    fail_rename_of_staging(monkeypatch)
     result = run_module(lab, capsys)
     assert result['failed'] and result['changed']
     assert 'unexpected error' in result['msg'] and 'moved to %s' % result['moved_to'] in result['msg']
@@ -965,13 +970,7 @@ def test_reclone_marker_kept_when_the_reclone_fails(lab, capsys, failure):
     elif failure == 'verify':
         lab.fake.verify_error = 'pg_verifybackup: error: checksum mismatch for file "base/1/1259"'
     elif failure == 'rename':  # interrupted after the standby was moved aside (as a killed run would be)
-        real_rename = os.rename
-
-        def rename(src, dst):
-            if src.endswith(os.path.join('.main.hotstandby-staging', 'data')):
-                raise OSError(28, 'No space left on device')
-            return real_rename(src, dst)
-        monkeypatch.setattr(m.os, 'rename', rename)
+        fail_rename_of_staging(monkeypatch)
     else:
         monkeypatch.setattr(m, 'postmaster_pid', lambda d: 12345 if d == lab.data_dir else None)
     result = run_module(lab, capsys, reclone_marker=marker)
