@@ -35,6 +35,10 @@ description:
     O(community.postgresql.postgresql_pg_hba#module:rules) for the standbys that stream from that host. For each,
     its line for the connection type in use (C(hostssl) with TLS, else C(host)) comes first, then the removal
     of its line of the other type. It fails when such a standby's address is unknown.
+  - The filter C(hotstandby.postgresql.downstream_changes), applied to this filter's result with a host, the record
+    that host keeps of the slots and pg_hba lines made on it for its downstream standbys, and the names of its
+    slots in use, returns the new record and the removed standbys whose slot and line go (C(drop)) or, still
+    streaming, stay (C(kept)). Slots and lines not in the record are never named.
   - A host in both groups counts as the primary only (and is reported). Without exactly one primary,
     standbys that would stream from the primary get C(upstream) V(null) in RV(_value.hosts), but their tiers,
     slots and the checks that do not need the primary are still worked out.
@@ -558,6 +562,44 @@ def hba_rules(topology_value, host, tls):
     return rules
 
 
+def downstream_changes(topology_value, host, record=None, active_slots=()):
+    """What host's record of the downstream standbys it serves becomes, and what goes.
+
+    record: the record host keeps of the slots and pg_hba lines this collection made on it for its downstream
+    standbys ({'downstream': {standby: {'slot': ..., 'address': ...}}}), or None before the first one.
+    active_slots: the names of the slots in use on host right now.
+
+    A standby in the record that is no longer downstream of host (removed from the inventory, or moved to
+    another upstream) is dropped: its slot and pg_hba line go. One whose slot is in use still streams: it is
+    kept (and stays in the record) so that the next run can drop it once it has stopped. Slots and lines that
+    are not in the record (made by hand, or before the record existed) are never named here.
+    """
+    if not isinstance(topology_value, Mapping) or not isinstance(topology_value.get('hosts'), Mapping):
+        raise AnsibleFilterError('downstream_changes: the input must be the result of the '
+                                 'hotstandby.postgresql.topology filter')
+    nodes = topology_value['hosts']
+    node = nodes.get(host) or {}
+    current = {}
+    for downstream in node.get('downstream') or []:
+        entry = nodes.get(downstream) or {}
+        current[downstream] = {'slot': entry.get('slot'), 'address': entry.get('address')}
+    previous = (record or {}).get('downstream') if isinstance(record, Mapping) else None
+    if not isinstance(previous, Mapping):
+        previous = {}
+    active = set(active_slots or ())
+    drop, kept = [], []
+    for name in sorted(previous):
+        if name in current:
+            continue
+        entry = previous[name] if isinstance(previous[name], Mapping) else {}
+        item = {'host': name, 'slot': entry.get('slot'), 'address': entry.get('address')}
+        (kept if item['slot'] in active else drop).append(item)
+    new_record = dict(current)
+    for item in kept:
+        new_record[item['host']] = {'slot': item['slot'], 'address': item['address']}
+    return {'record': {'downstream': new_record}, 'drop': drop, 'kept': kept}
+
+
 class FilterModule(object):
     """hotstandby.postgresql replication topology filters."""
 
@@ -565,4 +607,5 @@ class FilterModule(object):
         return {
             'topology': topology,
             'hba_rules': hba_rules,
+            'downstream_changes': downstream_changes,
         }

@@ -516,3 +516,47 @@ def test_max_depth_is_documented():
     doc = yaml.safe_load(t.DOCUMENTATION)
     assert doc['name'] == 'topology'
     assert 'MAX_CASCADE_DEPTH' in ' '.join(doc['description'])
+
+
+# --- downstream_changes ----------------------------------------------------------------
+
+def test_downstream_changes_first_record_lists_the_current_downstream():
+    r = t.downstream_changes(_hba_topology(), 'pg0', None, [])
+    assert r['drop'] == [] and r['kept'] == []
+    assert r['record'] == {'downstream': {'pg1': {'slot': 'pg1', 'address': '10.0.1.1'},
+                                          'pg2': {'slot': 'pg2', 'address': '2001:db8::2'}}}
+
+
+def test_downstream_changes_drops_a_removed_standby_that_does_not_stream():
+    record = {'downstream': {'pg1': {'slot': 'pg1', 'address': '10.0.1.1'},
+                             'gone': {'slot': 'gone_slot', 'address': '10.0.9.9'}}}
+    r = t.downstream_changes(_hba_topology(), 'pg0', record, ['pg1'])
+    assert r['drop'] == [{'host': 'gone', 'slot': 'gone_slot', 'address': '10.0.9.9'}]
+    assert r['kept'] == []
+    assert 'gone' not in r['record']['downstream'] and 'pg2' in r['record']['downstream']
+
+
+def test_downstream_changes_keeps_a_removed_standby_that_still_streams():
+    record = {'downstream': {'gone': {'slot': 'gone_slot', 'address': '10.0.9.9'}}}
+    r = t.downstream_changes(_hba_topology(), 'pg0', record, ['gone_slot', 'pg1'])
+    assert r['drop'] == []
+    assert r['kept'] == [{'host': 'gone', 'slot': 'gone_slot', 'address': '10.0.9.9'}]
+    assert r['record']['downstream']['gone'] == {'slot': 'gone_slot', 'address': '10.0.9.9'}
+
+
+def test_downstream_changes_a_standby_moved_to_another_upstream_goes_from_the_old_one():
+    record = {'downstream': {'pg3': {'slot': 'pg3', 'address': '10.0.1.3'}}}
+    r = t.downstream_changes(_hba_topology(), 'pg2', record, [])
+    assert r['drop'] == [{'host': 'pg3', 'slot': 'pg3', 'address': '10.0.1.3'}]
+    assert r['record'] == {'downstream': {}}
+
+
+@pytest.mark.parametrize('record', [None, '', {}, {'downstream': None}, {'downstream': 'x'}])
+def test_downstream_changes_tolerates_no_record(record):
+    r = t.downstream_changes(_hba_topology(), 'pg1', record, [])
+    assert r['drop'] == [] and r['record'] == {'downstream': {'pg3': {'slot': 'pg3', 'address': '10.0.1.3'}}}
+
+
+def test_downstream_changes_needs_a_topology():
+    with pytest.raises(AnsibleFilterError):
+        t.downstream_changes({'x': 1}, 'pg0')
