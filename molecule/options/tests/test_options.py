@@ -65,6 +65,7 @@ postgres_standby_existing_data=move_aside
 postgres_standby_checkpoint=spread
 postgres_standby_verify=false
 postgres_standby_wait_timeout=240
+postgres_standby_clone_timeout=7200
 postgres_standby_max_lag_bytes=8388608
 postgres_standby_hot_standby_feedback=false
 """
