@@ -31,4 +31,6 @@ def pytest_generate_tests(metafunc):
     """Give every test that uses the standby fixture (directly or through another fixture) one run per standby."""
     if "standby" in metafunc.fixturenames:
         names = labhost.standby_names()
+        # An empty list would skip such tests silently: a test that cannot fail.
+        assert names, f"{metafunc.function.__name__} uses the standby fixture, but the inventory has no standby"
         metafunc.parametrize("standby", names, ids=names, indirect=True, scope="module")

@@ -1,6 +1,6 @@
 """Every option of the README's table that one pair can take, set to a non-default value in an INI inventory.
 
-The tests run in file order on two bare containers (opt-primary, opt-standby), with private_role_vars on:
+The tests run in file order on two bare containers (opt-opt_primary, opt-opt_standby), with private_role_vars on:
 check mode on bare hosts, the build, what each option did on the servers, check mode on the built pair, a
 hand-made drift (shown, not changed), the real runs that repair it and then change nothing, and a port change
 of the running pair. Every assertion reads the servers (SHOW, pg_lsclusters, pg_stat_replication, files).
@@ -101,35 +101,35 @@ def show(host, name, port):
 
 
 @pytest.fixture(scope="module")
-def primary():
+def opt_primary():
     return dock(PRIMARY)
 
 
 @pytest.fixture(scope="module")
-def standby():
+def opt_standby():
     return dock(STANDBY)
 
 
-def test_check_mode_on_bare_hosts_says_so_and_changes_nothing(workdir, primary, standby):
+def test_check_mode_on_bare_hosts_says_so_and_changes_nothing(workdir, opt_primary, opt_standby):
     run = site(workdir, "check-bare", "--check", "--diff")
     assert run.rc == 0, run.tail()
     assert_changed(run, 0)
     for name in (PRIMARY, STANDBY):
         assert f"Check mode: {name} has no PostgreSQL server yet" in run.output, run.tail()
-    for host in (primary, standby):
+    for host in (opt_primary, opt_standby):
         assert not host.file("/etc/postgresql").exists
         assert not host.file("/var/lib/postgresql").exists
 
 
 @pytest.fixture(scope="module")
-def built(workdir, primary, standby):
+def built(workdir, opt_primary, opt_standby):
     run = site(workdir, "build")
     assert run.rc == 0, run.tail()
     return run
 
 
-def test_cluster_name_and_port(built, primary, standby):
-    for host, status in ((primary, "online"), (standby, "online,recovery")):
+def test_cluster_name_and_port(built, opt_primary, opt_standby):
+    for host, status in ((opt_primary, "online"), (opt_standby, "online,recovery")):
         lines = sh(host, "pg_lsclusters -h").splitlines()
         assert len(lines) == 1, lines  # the named cluster only: Debian's "main" was never made
         assert lines[0].split()[:4] == [VERSION, CLUSTER, "5433", status], lines
@@ -137,8 +137,8 @@ def test_cluster_name_and_port(built, primary, standby):
         assert not host.file(f"/etc/postgresql/{VERSION}/main").exists
 
 
-def test_settings_took_effect(built, primary, standby):
-    for host in (primary, standby):
+def test_settings_took_effect(built, opt_primary, opt_standby):
+    for host in (opt_primary, opt_standby):
         assert show(host, "listen_addresses", 5433) == "0.0.0.0"
         assert show(host, "max_wal_senders", 5433) == "12"
         assert show(host, "max_replication_slots", 5433) == "12"
@@ -147,34 +147,34 @@ def test_settings_took_effect(built, primary, standby):
         assert show(host, "shared_buffers", 5433) == "48MB"
         assert show(host, "ssl", 5433) == "on"
         assert psql(host, "SELECT count(*) FROM pg_settings WHERE pending_restart", port=5433) == "0"
-    assert show(primary, "log_min_duration_statement", 5433) == "250ms"
-    assert show(standby, "log_min_duration_statement", 5433) == "-1"
-    assert show(standby, "max_standby_streaming_delay", 5433) == "45s"
-    assert show(standby, "hot_standby_feedback", 5433) == "off"
+    assert show(opt_primary, "log_min_duration_statement", 5433) == "250ms"
+    assert show(opt_standby, "log_min_duration_statement", 5433) == "-1"
+    assert show(opt_standby, "max_standby_streaming_delay", 5433) == "45s"
+    assert show(opt_standby, "hot_standby_feedback", 5433) == "off"
 
 
-def test_replication_uses_the_options(built, primary, standby):
-    row = psql(primary, "SELECT r.usename, r.client_addr, r.state, r.sync_state, s.ssl, "
+def test_replication_uses_the_options(built, opt_primary, opt_standby):
+    row = psql(opt_primary, "SELECT r.usename, r.client_addr, r.state, r.sync_state, s.ssl, "
                         "(SELECT active_pid FROM pg_replication_slots WHERE slot_name = '%s') = r.pid "
                         "FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) "
                         "WHERE r.application_name = '%s'" % (SLOT, STANDBY), port=5433)
     assert row.split("|") == [USER, address_of(STANDBY), "streaming", "sync", "t", "t"], row
-    assert show(primary, "synchronous_standby_names", 5433) == f'FIRST 1 ("{STANDBY}")'
-    conninfo = show(standby, "primary_conninfo", 5433)
+    assert show(opt_primary, "synchronous_standby_names", 5433) == f'FIRST 1 ("{STANDBY}")'
+    conninfo = show(opt_standby, "primary_conninfo", 5433)
     for part in (f"host={PRIMARY}", "port=5433", f"user={USER}", "sslmode=verify-full", f"passfile={PASSFILE}"):
         assert part in conninfo.split(), conninfo
     assert "password" not in conninfo.replace("passfile", "")
-    assert show(standby, "primary_slot_name", 5433) == SLOT
-    entries = sh(standby, "cat %s", PASSFILE).splitlines()
+    assert show(opt_standby, "primary_slot_name", 5433) == SLOT
+    entries = sh(opt_standby, "cat %s", PASSFILE).splitlines()
     assert any(e.startswith(f"{PRIMARY}:5433:replication:{USER}:") for e in entries), len(entries)
     token = os.urandom(8).hex()
-    psql(primary, f"CREATE TABLE IF NOT EXISTS opt_rows (t text); INSERT INTO opt_rows VALUES ('{token}')", port=5433)
+    psql(opt_primary, f"CREATE TABLE IF NOT EXISTS opt_rows (t text); INSERT INTO opt_rows VALUES ('{token}')", port=5433)
     wait_for("the row on the standby",
-             lambda: psql(standby, f"SELECT count(*) FROM opt_rows WHERE t = '{token}'", port=5433, check=False) == "1")
+             lambda: psql(opt_standby, f"SELECT count(*) FROM opt_rows WHERE t = '{token}'", port=5433, check=False) == "1")
 
 
-def test_spread_checkpoint_and_no_verification(built, primary):
-    log = sh(primary, "cat %s", LOG)
+def test_spread_checkpoint_and_no_verification(built, opt_primary):
+    log = sh(opt_primary, "cat %s", LOG)
     starts = [line for line in log.splitlines() if "checkpoint starting:" in line]
     # pg_basebackup's checkpoint: "force wait" when spread, "immediate force wait" when fast
     assert any(line.rstrip().endswith("checkpoint starting: force wait") for line in starts), starts
@@ -189,42 +189,42 @@ def test_check_diff_on_the_built_pair_changes_nothing(built, workdir):
 
 
 @pytest.fixture(scope="module")
-def drifted(built, workdir, primary):
-    sh(primary, "sed -i \"s/^work_mem = .*/work_mem = '9MB'/\" %s", DROPIN)
-    sh(primary, "sed -i '/hotstandby.postgresql: replication for %s/d' %s", STANDBY, HBA)
-    before = sha256(primary, DROPIN), sha256(primary, HBA)
+def drifted(built, workdir, opt_primary):
+    sh(opt_primary, "sed -i \"s/^work_mem = .*/work_mem = '9MB'/\" %s", DROPIN)
+    sh(opt_primary, "sed -i '/hotstandby.postgresql: replication for %s/d' %s", STANDBY, HBA)
+    before = sha256(opt_primary, DROPIN), sha256(opt_primary, HBA)
     run = site(workdir, "check-drift", "--check", "--diff")
     return dict(run=run, before=before)
 
 
-def test_drift_is_shown_and_not_changed(drifted, primary):
+def test_drift_is_shown_and_not_changed(drifted, opt_primary):
     run = drifted["run"]
     assert run.rc == 0, run.tail()
     assert run.counts(PRIMARY)["changed"] >= 2, run.counts(PRIMARY)
     assert "-work_mem = '9MB'" in run.output and "+work_mem = '8MB'" in run.output, run.tail()
     assert f"replication for {STANDBY}" in run.output
-    assert (sha256(primary, DROPIN), sha256(primary, HBA)) == drifted["before"]
-    assert show(primary, "work_mem", 5433) == "8MB"
+    assert (sha256(opt_primary, DROPIN), sha256(opt_primary, HBA)) == drifted["before"]
+    assert show(opt_primary, "work_mem", 5433) == "8MB"
 
 
-def test_real_runs_repair_the_drift_then_change_nothing(drifted, workdir, primary):
+def test_real_runs_repair_the_drift_then_change_nothing(drifted, workdir, opt_primary):
     run = site(workdir, "repair")
     assert run.rc == 0, run.tail()
-    assert "work_mem = '8MB'" in sh(primary, "cat %s", DROPIN)
-    assert f"replication for {STANDBY}" in sh(primary, "cat %s", HBA)
+    assert "work_mem = '8MB'" in sh(opt_primary, "cat %s", DROPIN)
+    assert f"replication for {STANDBY}" in sh(opt_primary, "cat %s", HBA)
     again = site(workdir, "rerun")
     assert again.rc == 0, again.tail()
     assert_changed(again, 0)
 
 
-def test_port_change_of_the_running_pair_converges(drifted, workdir, primary, standby):
+def test_port_change_of_the_running_pair_converges(drifted, workdir, opt_primary, opt_standby):
     run = site(workdir, "port-5434", port=5434)
     assert run.rc == 0, run.tail()
-    for host, status in ((primary, "online"), (standby, "online,recovery")):
+    for host, status in ((opt_primary, "online"), (opt_standby, "online,recovery")):
         assert sh(host, "pg_lsclusters -h").split()[:4] == [VERSION, CLUSTER, "5434", status]
-    assert "port=5434" in show(standby, "primary_conninfo", 5434).split()
+    assert "port=5434" in show(opt_standby, "primary_conninfo", 5434).split()
     wait_for("the standby streaming on the new port", lambda: psql(
-        primary, f"SELECT state FROM pg_stat_replication WHERE application_name = '{STANDBY}'",
+        opt_primary, f"SELECT state FROM pg_stat_replication WHERE application_name = '{STANDBY}'",
         port=5434, check=False) == "streaming")
     again = site(workdir, "port-5434-rerun", port=5434)
     assert again.rc == 0, again.tail()
