@@ -1,0 +1,411 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hotstandby.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import datetime
+import decimal
+import json
+import re
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.hotstandby.postgresql.plugins.modules import pg_replication_info as m
+from ansible_collections.hotstandby.postgresql.plugins.module_utils import replication as r
+
+PASSWORD = 's3cr:et pass'
+NO_LOG_MASK = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+UTC = datetime.timezone.utc
+T0 = datetime.datetime(2026, 1, 26, 10, 15, 0, 123456, tzinfo=UTC)
+
+# What a real server refuses: functions by the first version that has them, and the role they need.
+SINCE = {'pg_get_wal_replay_pause_state': 140000, 's.invalidation_reason': 170000, 's.inactive_since': 170000}
+RECOVERY_ONLY = ('pg_is_wal_replay_paused', 'pg_get_wal_replay_pause_state')
+PRIMARY_ONLY = ('pg_current_wal_lsn', 'pg_walfile_name')
+
+
+# ---------------------------------------------------------------------------
+# a fake psycopg2 that answers the module's queries like a server of a given version and role
+# ---------------------------------------------------------------------------
+
+class FakeError(Exception):
+    pass
+
+
+class FakeOperationalError(FakeError):
+    pass
+
+
+class FakeServer(object):
+
+    def __init__(self, version=150018, in_recovery=False):
+        self.version = version
+        self.in_recovery = in_recovery
+        self.rows = {}
+        self.connect_error = None
+        self.fail_on = None  # a query name that fails with a server error
+        self.connects = []
+        self.sessions = []
+        self.executed = []
+        self.rolled_back = self.closed = self.committed = False
+        self.server = dict(
+            in_recovery=in_recovery, server_version_num=version,
+            server_version='%d.%d (Debian)' % (version // 10000, version % 100),
+            system_identifier=7712491459935377245, checkpoint_timeline=1, postmaster_start_time=T0,
+            synchronous_standby_names='', synchronous_commit='on', wal_log_hints=False, data_checksums=True,
+            max_wal_senders=10, max_replication_slots=10, sees_all_stats=True)
+
+    # the psycopg2 module interface
+    Error = FakeError
+    OperationalError = FakeOperationalError
+
+    def connect(self, **kwargs):
+        self.connects.append(kwargs)
+        if self.connect_error:
+            raise FakeOperationalError(self.connect_error)
+        return FakeConnection(self)
+
+    # answering
+    def answer(self, sql):
+        self.executed.append(sql)
+        if sql == 'SET TRANSACTION READ ONLY':
+            return None, []
+        if sql == r.server_sql():
+            names = r.column_names(r.SERVER_COLUMNS)
+            return names, [tuple(self.server[n] for n in names)]
+        for name, columns, query in r.queries(self.version, self.in_recovery):
+            if query == sql:
+                break
+        else:
+            raise AssertionError('unexpected SQL: %s' % sql)
+        for function, since in SINCE.items():
+            if function in sql and self.version < since:
+                raise FakeError('function or column %s does not exist' % function)
+        for function in RECOVERY_ONLY:
+            if function in sql and not self.in_recovery:
+                raise FakeError('recovery is not in progress')
+        for function in PRIMARY_ONLY:
+            if function in sql and self.in_recovery:
+                raise FakeError('recovery is in progress')
+        if self.fail_on == name:
+            raise FakeError('permission denied for %s' % name)
+        names = r.column_names(columns)
+        result = []
+        for row in self.rows.get(name, []):
+            unknown = set(row) - set(names)
+            assert not unknown, 'the test gives columns %s that %s does not select' % (unknown, name)
+            result.append(tuple(row.get(n) for n in names))
+        return names, result
+
+
+class FakeConnection(object):
+
+    def __init__(self, server):
+        self.server = server
+
+    def set_session(self, **kwargs):
+        self.server.sessions.append(kwargs)
+
+    def cursor(self):
+        return FakeCursor(self.server)
+
+    def rollback(self):
+        self.server.rolled_back = True
+
+    def commit(self):
+        self.server.committed = True
+
+    def close(self):
+        self.server.closed = True
+
+
+class FakeCursor(object):
+
+    def __init__(self, server):
+        self.server = server
+        self.description = None
+        self._rows = []
+
+    def execute(self, sql, params=None):
+        assert params is None
+        names, self._rows = self.server.answer(sql)
+        self.description = [(n, None, None, None, None, None, None) for n in names] if names else None
+
+    def fetchall(self):
+        return list(self._rows)
+
+
+@pytest.fixture
+def server(monkeypatch):
+    fake = FakeServer()
+    monkeypatch.setattr(m, 'psycopg2', fake)
+    return fake
+
+
+def run_module(capsys, check=False, **params):
+    args = dict(params)
+    args['_ansible_check_mode'] = check
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            m.main()
+    result = json.loads(capsys.readouterr().out)
+    invocation = result.pop('invocation', None)
+    if invocation and 'login_password' in invocation['module_args'] and invocation['module_args']['login_password']:
+        assert invocation['module_args']['login_password'] == NO_LOG_MASK
+    result['_raw'] = json.dumps(result)
+    return result
+
+
+def standby_row(name='db2', lag=0, state='streaming', **extra):
+    row = dict(pid=4321, application_name=name, client_addr='10.0.0.12', state=state, sync_state='async',
+               sync_priority=0, sent_lsn='0/3000148', write_lsn='0/3000148', flush_lsn='0/3000148',
+               replay_lsn='0/3000148', sent_lag_bytes=0, write_lag_bytes=0, flush_lag_bytes=0,
+               replay_lag_bytes=decimal.Decimal(lag), write_lag=None, flush_lag=None, replay_lag=None,
+               reply_time=T0, backend_start=T0)
+    row.update(extra)
+    return row
+
+
+def slot_row(name='db2', **extra):
+    row = dict(slot_name=name, active=True, active_pid=4321, restart_lsn='0/3000000', retained_bytes=328,
+               wal_status='reserved', safe_wal_size=4278190080, invalidation_reason=None, inactive_since=None,
+               temporary=False)
+    row.update(extra)
+    return row
+
+
+def make_standby(server, version=150018):
+    server.version = server.server['server_version_num'] = version
+    server.in_recovery = server.server['in_recovery'] = True
+    server.rows['positions'] = [dict(
+        receive_lsn='0/5000000', replay_lsn='0/4FFFF00', replay_lag_bytes=256, replay_paused=False,
+        replay_pause_state='not paused', last_xact_replay_timestamp=T0,
+        primary_conninfo="host=10.0.0.11 port=5432 user=replicator password='%s' application_name=db2" % PASSWORD,
+        primary_slot_name='db2')]
+    server.rows['wal_receiver'] = [dict(
+        pid=77, status='streaming', sender_host='10.0.0.11', sender_port=5432, received_tli=2,
+        written_lsn='0/5000000', flushed_lsn='0/5000000', latest_end_lsn='0/5000000', latest_end_time=T0,
+        slot_name='db2', last_msg_send_time=T0, last_msg_receipt_time=T0,
+        conninfo='user=replicator password=******** host=10.0.0.11 port=5432 application_name=db2')]
+
+
+# ---------------------------------------------------------------------------
+# tests
+# ---------------------------------------------------------------------------
+
+RETURN_KEYS = {
+    'role', 'in_recovery', 'server_version_num', 'server_version', 'system_identifier', 'timeline',
+    'timeline_source', 'current_wal_lsn', 'postmaster_start_time', 'replication', 'wal_receiver', 'receive_lsn',
+    'replay_lsn', 'replay_lag_bytes', 'replay_paused', 'replay_pause_state', 'last_xact_replay_timestamp',
+    'primary_conninfo', 'primary_slot_name', 'slots', 'basebackup_progress', 'synchronous_standby_names',
+    'synchronous_commit', 'wal_log_hints', 'data_checksums', 'max_wal_senders', 'max_replication_slots', 'msg'}
+
+
+def test_return_documents_every_key():
+    import yaml
+    documented = set(yaml.safe_load(m.RETURN))
+    assert documented == RETURN_KEYS
+    ret = yaml.safe_load(m.RETURN)
+    for key, spec in ret.items():
+        assert {'description', 'returned', 'type'} <= set(spec), key
+        assert 'sample' in spec or spec['type'] in ('list', 'dict'), key
+    for listed, columns in (('replication', r.REPLICATION_COLUMNS), ('slots', r.SLOT_COLUMNS),
+                            ('wal_receiver', r.WAL_RECEIVER_COLUMNS)):
+        assert set(ret[listed]['contains']) == set(r.column_names(columns)), listed
+    assert set(ret['basebackup_progress']['contains']) == set(r.column_names(r.BASEBACKUP_COLUMNS)) | {'percent'}
+
+
+def test_primary(server, capsys):
+    server.rows['positions'] = [dict(current_wal_lsn='0/3000148', current_wal_file='000000010000000000000003')]
+    server.rows['replication'] = [standby_row('db2'), standby_row('db3', lag=16777217, state='catchup',
+                                                                  replay_lag=0.25)]
+    server.rows['slots'] = [slot_row('db2'), slot_row('db3', active=False, active_pid=None, wal_status='lost',
+                                                      restart_lsn=None, retained_bytes=None)]
+    result = run_module(capsys)
+    assert not result.get('failed'), result
+    assert set(result) - {'_raw', 'changed', 'warnings'} == RETURN_KEYS
+    assert result['changed'] is False
+    assert result['role'] == 'primary' and result['in_recovery'] is False
+    assert result['timeline'] == 1 and result['timeline_source'] == 'wal_insert'
+    assert result['current_wal_lsn'] == '0/3000148'
+    assert result['system_identifier'] == '7712491459935377245'
+    assert result['postmaster_start_time'] == '2026-01-26T10:15:00.123456+00:00'
+    assert result['wal_receiver'] is None and result['receive_lsn'] is None and result['replay_paused'] is None
+    assert [row['application_name'] for row in result['replication']] == ['db2', 'db3']
+    db3 = result['replication'][1]
+    assert db3['replay_lag_bytes'] == 16777217 and db3['replay_lag'] == 0.25 and db3['write_lag'] is None
+    assert db3['reply_time'] == '2026-01-26T10:15:00.123456+00:00'
+    assert result['slots'][1]['wal_status'] == 'lost' and result['slots'][1]['retained_bytes'] is None
+    assert result['msg'] == 'primary, PostgreSQL 15.18, timeline 1, 2 WAL senders (1 streaming), 2 slots'
+    assert result['basebackup_progress'] == []
+
+
+def test_read_only_transaction_rolled_back(server, capsys):
+    run_module(capsys)
+    assert server.sessions == [dict(readonly=True, autocommit=False)]
+    assert server.executed[0] == 'SET TRANSACTION READ ONLY'
+    assert all(sql.startswith('SELECT ') for sql in server.executed[1:])
+    assert server.rolled_back and server.closed and not server.committed
+
+
+def test_check_mode_is_the_same_read(server, capsys):
+    normal = run_module(capsys)
+    executed = list(server.executed)
+    server.executed[:] = []
+    checked = run_module(capsys, check=True)
+    assert server.executed == executed
+    normal.pop('_raw')
+    checked.pop('_raw')
+    assert checked == normal and checked['changed'] is False
+
+
+@pytest.mark.parametrize('version', [130000, 130022, 140000, 150000, 160000, 170000, 180000])
+def test_standby_every_version(server, capsys, version):
+    make_standby(server, version)
+    server.rows['replication'] = [standby_row('db3')]
+    server.rows['slots'] = [slot_row('db3')]
+    server.rows['basebackup_progress'] = [dict(pid=5, phase='streaming database files', backup_total=400,
+                                               backup_streamed=100, tablespaces_total=1, tablespaces_streamed=0,
+                                               application_name='db4', client_addr='10.0.0.14', backend_start=T0)]
+    result = run_module(capsys)
+    assert not result.get('failed'), result
+    assert result['role'] == 'standby' and result['in_recovery'] is True
+    assert result['current_wal_lsn'] is None
+    assert result['timeline'] == 2 and result['timeline_source'] == 'wal_receiver'
+    assert result['receive_lsn'] == '0/5000000' and result['replay_lsn'] == '0/4FFFF00'
+    assert result['replay_lag_bytes'] == 256 and result['replay_paused'] is False
+    assert result['replay_pause_state'] == 'not paused'
+    assert result['primary_slot_name'] == 'db2'
+    assert result['primary_conninfo'] == 'host=10.0.0.11 port=5432 user=replicator application_name=db2'
+    assert result['wal_receiver']['conninfo'] == 'user=replicator host=10.0.0.11 port=5432 application_name=db2'
+    assert result['wal_receiver']['latest_end_time'] == '2026-01-26T10:15:00.123456+00:00'
+    assert result['replication'][0]['application_name'] == 'db3'
+    assert result['basebackup_progress'][0]['percent'] == 25.0
+    assert result['basebackup_progress'][0]['application_name'] == 'db4'
+    assert PASSWORD not in result['_raw'] and '********' not in result['_raw']
+    assert 'WAL receiver streaming from 10.0.0.11:5432' in result['msg']
+
+
+def test_13_gets_null_for_the_columns_of_17(server, capsys):
+    make_standby(server, 130011)
+    server.rows['slots'] = [slot_row('db3')]
+    run_module(capsys)
+    slots_sql = [sql for sql in server.executed if 'pg_replication_slots' in sql][0]
+    assert 'NULL::text AS invalidation_reason' in slots_sql
+    positions_sql = [sql for sql in server.executed if 'pg_last_wal_receive_lsn' in sql][0]
+    assert 'pg_is_wal_replay_paused()' in positions_sql and 'pg_get_wal_replay_pause_state' not in positions_sql
+
+
+def test_17_reads_invalidation_reason(server, capsys):
+    server.version = server.server['server_version_num'] = 170004
+    server.rows['positions'] = [dict(current_wal_lsn='0/9000000', current_wal_file='000000040000000000000009')]
+    server.rows['slots'] = [slot_row('db2', wal_status='lost', invalidation_reason='wal_removed', restart_lsn=None,
+                                     retained_bytes=None, active=False, active_pid=None, inactive_since=T0)]
+    result = run_module(capsys)
+    assert result['slots'][0]['invalidation_reason'] == 'wal_removed'
+    assert result['slots'][0]['inactive_since'] == '2026-01-26T10:15:00.123456+00:00'
+    assert result['timeline'] == 4
+
+
+def test_standby_without_receiver(server, capsys):
+    make_standby(server)
+    server.rows['wal_receiver'] = []
+    server.rows['positions'][0].update(receive_lsn=None, replay_lag_bytes=None)
+    result = run_module(capsys)
+    assert result['wal_receiver'] is None
+    assert result['timeline'] == 1 and result['timeline_source'] == 'checkpoint'
+    assert result['receive_lsn'] is None and result['replay_lag_bytes'] is None
+    assert 'no WAL receiver' in result['msg']
+
+
+def test_paused_standby_on_14(server, capsys):
+    make_standby(server, 140010)
+    server.rows['positions'][0].update(replay_paused=True, replay_pause_state='pause requested')
+    result = run_module(capsys)
+    assert result['replay_paused'] is True and result['replay_pause_state'] == 'pause requested'
+
+
+def test_large_system_identifier_is_unsigned(server, capsys):
+    server.server['system_identifier'] = -8446744073709551616
+    result = run_module(capsys)
+    assert result['system_identifier'] == '10000000000000000000'
+
+
+def test_connection_defaults_and_params(server, capsys):
+    run_module(capsys)
+    assert server.connects == [dict(user='postgres', port=5432, dbname='postgres',
+                                    application_name=m.APPLICATION_NAME)]
+    server.connects[:] = []
+    run_module(capsys, login_unix_socket='/var/run/postgresql', port=5433, db='template1')
+    assert server.connects[0]['host'] == '/var/run/postgresql' and server.connects[0]['port'] == 5433
+    assert server.connects[0]['dbname'] == 'template1'
+    server.connects[:] = []
+    result = run_module(capsys, login_host='db1', login_unix_socket='/tmp', login_user='monitor',
+                        login_password=PASSWORD, connect_params=dict(connect_timeout=3, sslmode='require'))
+    assert server.connects[0] == dict(user='monitor', port=5432, dbname='postgres', host='db1', password=PASSWORD,
+                                      application_name=m.APPLICATION_NAME, connect_timeout=3, sslmode='require')
+    assert PASSWORD not in result['_raw']
+
+
+@pytest.mark.parametrize('error, expect', [
+    ('connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed: No such file or directory',
+     'Is the server running'),
+    ('FATAL:  Peer authentication failed for user "postgres"', 'become_user: postgres'),
+    ('FATAL:  password authentication failed for user "monitor"', 'Check login_password'),
+    ('FATAL:  database "nope" does not exist', 'set login_db'),
+    ('connection to server failed: No such file\n\tIs the server running locally?', 'Is the server running (systemctl'),
+])
+def test_connection_failure_says_what_to_check(server, capsys, error, expect):
+    server.connect_error = error
+    result = run_module(capsys, login_password=PASSWORD)
+    assert result['failed'] is True
+    assert expect in result['msg'] and ' '.join(error.split()).rstrip('?') in result['msg']
+    assert '?.' not in result['msg'] and '\n' not in result['msg']
+    assert 'could not connect to PostgreSQL on the local socket' in result['msg']
+    assert PASSWORD not in result['_raw']
+
+
+def test_query_failure(server, capsys):
+    server.fail_on = 'slots'
+    result = run_module(capsys)
+    assert result['failed'] is True
+    assert 'reading slots failed' in result['msg'] and 'pg_monitor' in result['msg']
+    assert server.rolled_back and server.closed
+
+
+def test_too_old_server(server, capsys):
+    server.server['server_version_num'] = 120015
+    server.server['server_version'] = '12.15'
+    result = run_module(capsys)
+    assert result['failed'] is True and 'supports 13 and newer' in result['msg']
+
+
+def test_unprivileged_login_warns(server, capsys, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda self, msg, **kw: warnings.append(msg))
+    server.server['sees_all_stats'] = False
+    run_module(capsys, login_user='nobody')
+    assert any('GRANT pg_monitor TO nobody' in w for w in warnings)
+
+
+def test_missing_psycopg2(monkeypatch, capsys):
+    monkeypatch.setattr(m, 'psycopg2', None)
+    monkeypatch.setattr(m, 'PSYCOPG2_IMPORT_ERROR', 'Traceback: No module named psycopg2')
+    result = run_module(capsys)
+    assert result['failed'] is True
+    assert 'psycopg2' in result['msg'] and 'python3-psycopg2' in result['msg']
+
+
+def test_no_write_statement_in_any_query():
+    statements = [r.server_sql()] + [sql for version in (130000, 180000) for rec in (False, True)
+                                     for name, columns, sql in r.queries(version, rec)]
+    for sql in statements:
+        assert not re.search(r'\b(INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|TRUNCATE|COPY|GRANT|pg_terminate|'
+                             r'pg_cancel|pg_switch_wal|pg_promote|pg_create|pg_drop|pg_wal_replay_resume|'
+                             r'pg_wal_replay_pause)\b', sql, re.I), sql
