@@ -363,3 +363,16 @@ def shape(server, rows):
     )
     result.update(standby)
     return result
+
+
+def offline_result(connection_error):
+    """The result when the server could not be asked (stopped, not installed): every key, all empty."""
+    result = dict((name, None) for name in (
+        'role', 'in_recovery', 'server_version_num', 'server_version', 'system_identifier', 'timeline',
+        'timeline_source', 'current_wal_lsn', 'postmaster_start_time', 'wal_receiver',
+        'synchronous_standby_names', 'synchronous_commit', 'wal_log_hints', 'data_checksums', 'max_wal_senders',
+        'max_replication_slots'))
+    result.update(dict((name, None) for name in column_names(STANDBY_COLUMNS)))
+    result.update(replication=[], slots=[], basebackup_progress=[], connected=False,
+                  connection_error=connection_error)
+    return result

@@ -30,6 +30,15 @@ description:
   - The login role must be a superuser or a member of C(pg_monitor) to see the LSNs of other sessions and the
     WAL receiver's connection string; C(primary_conninfo) needs superuser or C(pg_read_all_settings) (V(null)
     otherwise).
+options:
+  data_dir:
+    description:
+      - The node's data directory (for example C(/var/lib/postgresql/15/main)). When given, the result also says
+        what the directory itself holds (RV(data_directory)), and a server that does not answer because none runs
+        there (stopped, or not installed yet) is no failure - RV(connected) is V(false) and RV(role) is what the
+        directory says (V(standby) with C(standby.signal), else V(primary); V(null) without a cluster).
+      - Without it, or while a server runs in it, a failed connection fails the module.
+    type: path
 author:
   - Hotstandby PostgreSQL maintainers (@hotstandby)
 extends_documentation_fragment:
@@ -80,6 +89,49 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+connected:
+  description: Whether the server answered. V(false) only with O(data_dir) and no server running there.
+  returned: always
+  type: bool
+  sample: true
+connection_error:
+  description: Why the server did not answer (with RV(connected) V(false)), else V(null).
+  returned: always
+  type: str
+  sample: null
+data_directory:
+  description: What the data directory holds, read from its files (V(null) without O(data_dir)).
+  returned: always
+  type: dict
+  contains:
+    path:
+      description: O(data_dir).
+      type: str
+      sample: /var/lib/postgresql/15/main
+    exists:
+      description: Whether it exists.
+      type: bool
+      sample: true
+    system_identifier:
+      description: The database system identifier in its C(global/pg_control), V(null) without a cluster.
+      type: str
+      sample: "7712491459935377245"
+    pg_version:
+      description: Its C(PG_VERSION).
+      type: str
+      sample: "15"
+    standby_signal:
+      description: Whether C(standby.signal) is there.
+      type: bool
+      sample: true
+    running:
+      description: Whether a live postmaster uses it.
+      type: bool
+      sample: true
+    user_data:
+      description: What user data it holds (databases, relations, tablespaces), V(null) when none.
+      type: str
+      sample: database directory base/16384
 role:
   description: V(primary), or V(standby) while the server is in recovery.
   returned: always
@@ -466,12 +518,15 @@ msg:
   sample: primary, PostgreSQL 15.18, timeline 1, 2 WAL senders, 2 slots
 '''
 
+import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import (
+    postmaster_pid, read_pg_version, read_system_identifier, user_data_found)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.replication import (
-    MIN_VERSION_NUM, SERVER_COLUMNS, column_names, queries, row_dict, server_sql, shape)
+    MIN_VERSION_NUM, SERVER_COLUMNS, column_names, offline_result, queries, row_dict, server_sql, shape)
 
 PSYCOPG2_IMPORT_ERROR = None
 try:
@@ -488,6 +543,7 @@ ARGUMENT_SPEC = dict(
     login_port=dict(type='int', default=5432, aliases=['port']),
     login_db=dict(type='str', default='postgres', aliases=['db']),
     connect_params=dict(type='dict', default={}),
+    data_dir=dict(type='path'),
 )
 
 APPLICATION_NAME = 'hotstandby.postgresql.pg_replication_info'
@@ -611,16 +667,52 @@ def summary(info):
     return ', '.join(parts)
 
 
+def data_directory(path):
+    """What the data directory itself says, running server or not (read as root; nothing is written)."""
+    if not path:
+        return None
+    found = dict(path=path, exists=os.path.isdir(path), system_identifier=None, pg_version=None,
+                 standby_signal=False, running=False, user_data=None)
+    if not found['exists']:
+        return found
+    try:
+        found['system_identifier'] = read_system_identifier(path)
+    except (IOError, OSError, ValueError):
+        pass
+    found.update(pg_version=read_pg_version(path), standby_signal=os.path.exists(os.path.join(path, 'standby.signal')),
+                 running=bool(postmaster_pid(path)), user_data=user_data_found(path))
+    return found
+
+
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    folder = data_directory(module.params['data_dir'])
     if psycopg2 is None:
-        module.fail_json(msg=missing_required_lib('psycopg2', reason='to connect to PostgreSQL') +
-                         ' On Debian: apt-get install python3-psycopg2.', exception=PSYCOPG2_IMPORT_ERROR)
-    try:
-        info = ReplicationInfo(module).read()
-    except Failure as e:
-        module.fail_json(msg=to_native(e))
-    module.exit_json(changed=False, msg=summary(info), **info)
+        msg = missing_required_lib('psycopg2', reason='to connect to PostgreSQL') + \
+            ' On Debian: apt-get install python3-psycopg2.'
+        if folder is None:
+            module.fail_json(msg=msg, exception=PSYCOPG2_IMPORT_ERROR)
+        info, error = None, msg
+    else:
+        try:
+            info, error = ReplicationInfo(module).read(), None
+        except Failure as e:
+            if folder is None or folder['running']:
+                module.fail_json(msg=to_native(e), data_directory=folder)
+            info, error = None, to_native(e)
+    if info is None:
+        # data_dir given and no server running there: what the directory says is the answer
+        info = offline_result(error)
+        if folder['exists'] and folder['system_identifier']:
+            info.update(role='standby' if folder['standby_signal'] else 'primary',
+                        system_identifier=folder['system_identifier'])
+        msg = 'no server answered (%s); the data directory %s %s' % (
+            error, folder['path'], ('is a stopped %s of system %s' % (info['role'], info['system_identifier'])
+                                    if info['role'] else 'holds no cluster'))
+    else:
+        info.update(connected=True, connection_error=None)
+        msg = summary(info)
+    module.exit_json(changed=False, msg=msg, data_directory=folder, **info)
 
 
 if __name__ == '__main__':

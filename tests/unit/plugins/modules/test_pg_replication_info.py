@@ -18,6 +18,8 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hotstandby.postgresql.plugins.modules import pg_replication_info as m
 from ansible_collections.hotstandby.postgresql.plugins.module_utils import replication as r
+from ansible_collections.hotstandby.postgresql.tests.unit.plugins.module_utils.clusters import (
+    PRIMARY_SYSID, write_cluster)
 
 PASSWORD = 's3cr:et pass'
 NO_LOG_MASK = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
@@ -204,7 +206,8 @@ RETURN_KEYS = {
     'timeline_source', 'current_wal_lsn', 'postmaster_start_time', 'replication', 'wal_receiver', 'receive_lsn',
     'replay_lsn', 'replay_lag_bytes', 'replay_paused', 'replay_pause_state', 'last_xact_replay_timestamp',
     'primary_conninfo', 'primary_slot_name', 'slots', 'basebackup_progress', 'synchronous_standby_names',
-    'synchronous_commit', 'wal_log_hints', 'data_checksums', 'max_wal_senders', 'max_replication_slots', 'msg'}
+    'synchronous_commit', 'wal_log_hints', 'data_checksums', 'max_wal_senders', 'max_replication_slots', 'msg',
+    'connected', 'connection_error', 'data_directory'}
 
 
 def test_return_documents_every_key():
@@ -409,3 +412,62 @@ def test_no_write_statement_in_any_query():
         assert not re.search(r'\b(INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|TRUNCATE|COPY|GRANT|pg_terminate|'
                              r'pg_cancel|pg_switch_wal|pg_promote|pg_create|pg_drop|pg_wal_replay_resume|'
                              r'pg_wal_replay_pause)\b', sql, re.I), sql
+
+
+# ---------------------------------------------------------------------------
+# data_dir: what the directory says when no server answers
+# ---------------------------------------------------------------------------
+
+def test_data_dir_of_a_stopped_standby_is_reported_not_failed(server, capsys, tmp_path):
+    path = str(tmp_path / 'main')
+    write_cluster(path, standby=True)
+    server.connect_error = 'connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed: No such file'
+    result = run_module(capsys, data_dir=path)
+    assert not result.get('failed'), result
+    assert result['connected'] is False and 'could not connect' in result['connection_error']
+    assert result['role'] == 'standby' and result['system_identifier'] == PRIMARY_SYSID
+    assert result['replication'] == [] and result['timeline'] is None
+    assert result['data_directory'] == dict(path=path, exists=True, system_identifier=PRIMARY_SYSID, pg_version='15',
+                                            standby_signal=True, running=False,
+                                            user_data='files that initdb does not create (standby.signal)')
+    assert set(result) - {'_raw', 'changed', 'warnings'} == RETURN_KEYS
+
+
+def test_data_dir_of_a_stopped_primary_with_data(server, capsys, tmp_path):
+    path = str(tmp_path / 'main')
+    write_cluster(path, user_data=True)
+    server.connect_error = 'connection refused'
+    result = run_module(capsys, data_dir=path)
+    assert result['role'] == 'primary' and result['connected'] is False
+    assert 'stopped primary' in result['msg']
+    assert result['data_directory']['user_data']
+
+
+def test_data_dir_missing_means_no_cluster(server, capsys, tmp_path):
+    server.connect_error = 'connection refused'
+    result = run_module(capsys, data_dir=str(tmp_path / 'none'))
+    assert result['role'] is None and result['connected'] is False
+    assert result['data_directory']['exists'] is False and 'holds no cluster' in result['msg']
+
+
+def test_data_dir_with_a_running_server_that_does_not_answer_fails(server, capsys, tmp_path, monkeypatch):
+    path = str(tmp_path / 'main')
+    write_cluster(path)
+    monkeypatch.setattr(m, 'postmaster_pid', lambda d: 4242 if d == path else None)
+    server.connect_error = 'password authentication failed for user "postgres"'
+    result = run_module(capsys, data_dir=path)
+    assert result['failed'] and result['data_directory']['running'] is True
+
+
+def test_data_dir_alongside_a_running_server(server, capsys, tmp_path, monkeypatch):
+    path = str(tmp_path / 'main')
+    write_cluster(path)
+    monkeypatch.setattr(m, 'postmaster_pid', lambda d: 4242 if d == path else None)
+    result = run_module(capsys, data_dir=path)
+    assert result['connected'] is True and result['data_directory']['running'] is True
+
+
+def test_data_dir_without_psycopg2_reports_the_directory(server, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(m, 'psycopg2', None)
+    result = run_module(capsys, data_dir=str(tmp_path / 'none'))
+    assert not result.get('failed') and result['connected'] is False and 'psycopg2' in result['connection_error']
