@@ -128,6 +128,12 @@ data_directory:
       description: Whether a live postmaster uses it.
       type: bool
       sample: true
+    port:
+      description:
+        - The port the running server listens on (from C(postmaster.pid)), else V(null). The module connects to it
+          rather than to O(login_port), which may name a new port the server takes only at its next restart.
+      type: int
+      sample: 5432
     user_data:
       description: What user data it holds (databases, relations, tablespaces), V(null) when none.
       type: str
@@ -672,7 +678,7 @@ def data_directory(path):
     if not path:
         return None
     found = dict(path=path, exists=os.path.isdir(path), system_identifier=None, pg_version=None,
-                 standby_signal=False, running=False, user_data=None)
+                 standby_signal=False, running=False, port=None, user_data=None)
     if not found['exists']:
         return found
     try:
@@ -681,12 +687,26 @@ def data_directory(path):
         pass
     found.update(pg_version=read_pg_version(path), standby_signal=os.path.exists(os.path.join(path, 'standby.signal')),
                  running=bool(postmaster_pid(path)), user_data=user_data_found(path))
+    if found['running']:
+        found['port'] = listening_port(path)
     return found
+
+
+def listening_port(path):
+    """The port the running server listens on: the fourth line of postmaster.pid (a changed port waits for a restart)."""
+    try:
+        with open(os.path.join(path, 'postmaster.pid')) as f:
+            lines = f.read().splitlines()
+        return int(lines[3])
+    except (IOError, OSError, IndexError, ValueError):
+        return None
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     folder = data_directory(module.params['data_dir'])
+    if folder and folder.get('port'):
+        module.params['login_port'] = folder['port']
     if psycopg2 is None:
         msg = missing_required_lib('psycopg2', reason='to connect to PostgreSQL') + \
             ' On Debian: apt-get install python3-psycopg2.'

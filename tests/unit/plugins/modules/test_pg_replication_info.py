@@ -428,7 +428,7 @@ def test_data_dir_of_a_stopped_standby_is_reported_not_failed(server, capsys, tm
     assert result['role'] == 'standby' and result['system_identifier'] == PRIMARY_SYSID
     assert result['replication'] == [] and result['timeline'] is None
     assert result['data_directory'] == dict(path=path, exists=True, system_identifier=PRIMARY_SYSID, pg_version='15',
-                                            standby_signal=True, running=False,
+                                            standby_signal=True, running=False, port=None,
                                             user_data='files that initdb does not create (standby.signal)')
     assert set(result) - {'_raw', 'changed', 'warnings'} == RETURN_KEYS
 

@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hotstandby.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.hotstandby.postgresql.plugins.filter import topology as t
+from ansible_collections.hotstandby.postgresql.plugins.filter.truth import topology_truth
+
+SYS, OTHER = '7712491459935377245', '7000000000000000001'
+
+
+def topo(standbys=('db2', 'db3')):
+    hostvars = dict((h, {}) for h in ('db1',) + tuple(standbys))
+    return t.topology({'postgres_master': ['db1'], 'postgres_standby': list(standbys)}, hostvars)
+
+
+def running(role, sysid=SYS, timeline=1, user_data=None, sender=None):
+    return dict(connected=True, role=role, system_identifier=sysid, timeline=timeline,
+                wal_receiver={'sender_host': sender, 'status': 'streaming'} if sender else None,
+                data_directory=dict(exists=True, system_identifier=sysid, standby_signal=role == 'standby',
+                                    running=True, user_data=user_data, path='/var/lib/postgresql/15/main'))
+
+
+def stopped(sysid=SYS, standby_signal=True, exists=True):
+    return dict(connected=False, role=('standby' if standby_signal else 'primary') if exists else None,
+                system_identifier=sysid if exists else None,
+                data_directory=dict(exists=exists, system_identifier=sysid if exists else None,
+                                    standby_signal=standby_signal, running=False, user_data=None,
+                                    path='/var/lib/postgresql/15/main'))
+
+
+def healthy():
+    return {'db1': running('primary'), 'db2': running('standby', sender='10.0.0.1'),
+            'db3': running('standby', sender='10.0.0.1')}
+
+
+def test_a_healthy_pair_is_fine():
+    assert topology_truth(healthy(), topo()) == []
+
+
+def test_fresh_hosts_and_debians_empty_cluster_are_fine():
+    infos = {'db1': {'skipped': True}, 'db2': running('primary', sysid=OTHER), 'db3': stopped(exists=False)}
+    assert topology_truth(infos, topo()) == []
+
+
+def test_stopped_standbys_and_a_stopped_primary_are_fine():
+    infos = {'db1': stopped(standby_signal=False), 'db2': stopped(), 'db3': running('standby')}
+    assert topology_truth(infos, topo()) == []
+
+
+def test_a_promoted_standby_with_the_old_primary_running_is_split_brain_first():
+    infos = healthy()
+    infos['db2'] = running('primary', timeline=2)
+    refusals = topology_truth(infos, topo())
+    assert refusals[0].startswith('SPLIT BRAIN: db1 and db2')
+    assert 'db1: 1, db2: 2' in refusals[0]
+    assert any('db2 is in postgres_standby but is a running primary of the same system as db1' in r
+               for r in refusals)
+
+
+def test_a_promoted_standby_with_the_old_primary_stopped():
+    infos = {'db1': stopped(standby_signal=False), 'db2': running('primary', timeline=2),
+             'db3': running('standby')}
+    refusals = topology_truth(infos, topo())
+    assert len(refusals) == 1 and 'put it in postgres_master and db1 in postgres_standby' in refusals[0]
+
+
+def test_the_inventorys_primary_in_recovery():
+    infos = healthy()
+    infos['db1'] = running('standby', sender='10.0.0.2')
+    infos['db2'] = running('primary', timeline=2)
+    refusals = topology_truth(infos, topo())
+    assert any('db1 is in postgres_master but is a running standby of 10.0.0.2' in r for r in refusals)
+
+
+def test_the_inventorys_primary_stopped_as_a_standby():
+    infos = healthy()
+    infos['db1'] = stopped(standby_signal=True)
+    refusals = topology_truth(infos, topo())
+    assert any('db1 is in postgres_master but is a stopped standby' in r for r in refusals)
+
+
+def test_a_foreign_primary_holding_data_in_the_standby_group():
+    infos = healthy()
+    infos['db3'] = running('primary', sysid=OTHER, user_data='database directory base/16384')
+    refusals = topology_truth(infos, topo())
+    assert len(refusals) == 1 and 'db3 is in postgres_standby but runs a primary holding data' in refusals[0]
+
+
+def test_a_stopped_former_primary_in_the_standby_group_is_refused():
+    infos = {'db1': running('primary', timeline=2), 'db2': stopped(standby_signal=False), 'db3': running('standby')}
+    refusals = topology_truth(infos, topo())
+    assert len(refusals) == 1
+    assert 'db2 is in postgres_standby but its stopped data directory' in refusals[0]
+    assert 'whatever postgres_standby_existing_data says' in refusals[0]
+
+
+def test_a_stopped_primary_of_another_system_is_left_to_the_clone():
+    infos = {'db1': running('primary'), 'db2': stopped(sysid=OTHER, standby_signal=False), 'db3': running('standby')}
+    assert topology_truth(infos, topo()) == []
+
+
+def test_a_node_that_could_not_be_read_is_never_fine():
+    infos = healthy()
+    infos['db3'] = {'failed': False, 'msg': 'could not connect:\n password authentication failed'}
+    refusals = topology_truth(infos, topo())
+    assert refusals == ['The real role of db3 could not be read (could not connect: password authentication '
+                        'failed), so nothing is changed anywhere: make it readable (is PostgreSQL on it healthy?) '
+                        'and run again.']
+
+
+def test_two_standbys_promoted_with_the_primary_fresh():
+    infos = {'db1': {'skipped': True}, 'db2': running('primary'), 'db3': running('primary')}
+    refusals = topology_truth(infos, topo())
+    assert refusals[0].startswith('SPLIT BRAIN: db2 and db3')
+
+
+def test_needs_a_topology():
+    with pytest.raises(AnsibleFilterError):
+        topology_truth({}, {})
