@@ -95,9 +95,12 @@ build: venv
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) .
 	$(CURDIR)/scripts/check-artifact $(ARTIFACT)
 	$(BIN)/ansible-galaxy collection install --offline --no-deps -p $(INSTALLED) $(ARTIFACT)
-	ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-doc hotstandby.postgresql.pg_basebackup >/dev/null
-	ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-playbook --syntax-check \
-	  -i inventory.example hotstandby.postgresql.site
+	for doc in pg_basebackup pg_replication_info; do \
+	  ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-doc hotstandby.postgresql.$$doc >/dev/null; done
+	ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-doc -t filter hotstandby.postgresql.topology >/dev/null
+	for playbook in site status; do \
+	  ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-playbook --syntax-check \
+	    -i inventory.example hotstandby.postgresql.$$playbook; done
 
 # Every molecule scenario (SCENARIO=name for one). `make molecule` tests the
 # clone; `make test` tests the artifact that `make build` installed.
