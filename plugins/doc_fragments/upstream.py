@@ -34,9 +34,9 @@ options:
   password:
     description:
       - Password of O(user).
-      - Given to the PostgreSQL programs the module runs (C(psql), C(pg_basebackup)) only in their environment
-        (C(PGPASSWORD)), in check mode as well, and written into O(passfile) (not in check mode). It is never
-        placed on a command line or into a temporary file.
+      - Given to the PostgreSQL programs the module runs (C(psql), C(pg_basebackup), C(pg_rewind)) only in their
+        environment (C(PGPASSWORD)), in check mode as well, and written into O(passfile) (not in check mode). It is
+        never placed on a command line or into a temporary file.
     type: str
     required: true
   connect_timeout:

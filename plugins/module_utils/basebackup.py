@@ -90,11 +90,20 @@ def check_params(slot, password, max_rate):
                             'with an optional k or M suffix, e.g. 32768k or 100M' % max_rate)
 
 
+def psql_args(psql, conninfo, commands):
+    """The psql command line that runs commands (one -c each) on conninfo: unaligned, without headers, never
+    prompting for a password (it comes from PGPASSWORD), stopping at the first error."""
+    args = [psql, '-X', '-A', '-t', '-w', '-v', 'ON_ERROR_STOP=1', conninfo]
+    for c in commands:
+        args += ['-c', c]
+    return args
+
+
 def read_upstream(sql, host, port, user):
     """Ask the upstream host:port PREFLIGHT_COMMANDS through sql (commands -> (rc, psql -A -t output, stderr)).
 
-    Returns a dict: system_identifier, timeline, wal_level, version_num, major, max_wal_senders,
-    max_replication_slots. Raises ModuleFailure with guidance when the connection fails.
+    Returns a dict: system_identifier, timeline, xlogpos (its WAL flush position), wal_level, version_num, major,
+    max_wal_senders, max_replication_slots. Raises ModuleFailure with guidance when the connection fails.
     """
     rc, out, err = sql(PREFLIGHT_COMMANDS)
     if rc != 0:
@@ -103,7 +112,7 @@ def read_upstream(sql, host, port, user):
     lines = [ln for ln in out.splitlines() if ln.strip()]
     try:
         ident = lines[0].split('|')
-        info = dict(system_identifier=ident[0], timeline=int(ident[1]), wal_level=lines[1].strip(),
+        info = dict(system_identifier=ident[0], timeline=int(ident[1]), xlogpos=ident[2], wal_level=lines[1].strip(),
                     version_num=int(lines[2]), max_wal_senders=int(lines[3]), max_replication_slots=int(lines[4]))
     except (IndexError, ValueError):
         raise ModuleFailure('unexpected answer from the primary %s:%s to IDENTIFY_SYSTEM/SHOW: %r' % (host, port, out))
@@ -137,6 +146,27 @@ def slot_exists(sql, slot, where):
         raise ModuleFailure('slot "%s" on the primary %s is a %s slot; a physical slot is needed: choose another slot '
                             'name' % (slot, where, kind))
     return bool(kind)
+
+
+def read_timeline(sql, timeline, where):
+    """(full_page_writes, history) of the upstream where, on its timeline (from IDENTIFY_SYSTEM), through sql.
+
+    history is the text of the upstream's history file of that timeline (TIMELINE_HISTORY), '' on timeline 1,
+    which has none. full_page_writes is a bool.
+    """
+    commands = ['SHOW full_page_writes'] + (['TIMELINE_HISTORY %d' % timeline] if timeline > 1 else [])
+    rc, out, err = sql(commands)
+    if rc != 0:
+        raise ModuleFailure('reading the timeline history of the upstream %s failed, nothing was changed: %s'
+                            % (where, err.strip()))
+    first, dummy, rest = out.partition('\n')
+    if first.strip() not in ('on', 'off') or (timeline > 1 and '|' not in rest):
+        raise ModuleFailure('unexpected answer from the upstream %s to SHOW full_page_writes / TIMELINE_HISTORY %d: '
+                            '%r' % (where, timeline, out))
+    history = rest.partition('|')[2] if timeline > 1 else ''
+    if re.match(r'^\\x(?:[0-9a-fA-F]{2})*\s*$', history):  # a server that labels the content bytea
+        history = to_native(bytes.fromhex(history.strip()[2:]), errors='surrogate_or_replace')
+    return first.strip() == 'on', history
 
 
 def missing_slot_advice(slot):

@@ -46,6 +46,15 @@ def owner_account(module, name, data_dir):
     return pw.pw_uid, pw.pw_gid, pw.pw_dir, prefix
 
 
+def run_as(module, prefix, args, password=None):
+    """Run a program through prefix (owner_account's, e.g. runuser -u postgres --) in the C locale, from /.
+
+    A password reaches the program only in its environment (PGPASSWORD), never on its command line.
+    """
+    env = dict(C_ENV, PGPASSWORD=password) if password is not None else dict(C_ENV)
+    return module.run_command(list(prefix) + list(args), environ_update=env, cwd='/')
+
+
 def fsync_dir(path):
     """fsync a directory (after a rename or unlink in it), ignoring errors."""
     try:

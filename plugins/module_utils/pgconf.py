@@ -134,3 +134,45 @@ def write_standby_settings(data_dir, current, conninfo, slot, owner=None):
     new_text = conf_set(current['auto_text'], [('primary_conninfo', conninfo), ('primary_slot_name', slot)])
     if new_text != current['auto_text']:
         write_file_atomic(os.path.join(data_dir, 'postgresql.auto.conf'), new_text, owner)
+
+
+def config_files(config_file, data_dir):
+    """The files a server reads its settings from, in order: config_file (None: data_dir/postgresql.conf), the
+    *.conf files of each directory its include_dir lines name (relative to its directory, in name order, as the
+    server reads them), then data_dir/postgresql.auto.conf. Nested includes are not followed."""
+    main = config_file or os.path.join(data_dir, 'postgresql.conf')
+    files = [main]
+    try:
+        with open(main) as f:
+            text = f.read()
+    except (IOError, OSError):
+        text = ''
+    pattern = _setting_re('include_dir')
+    for line in text.splitlines():
+        m = pattern.match(line)
+        if not m:
+            continue
+        directory = os.path.join(os.path.dirname(main), conf_unquote(m.group(2)))
+        try:
+            names = sorted(n for n in os.listdir(directory) if n.endswith('.conf') and not n.startswith('.'))
+        except OSError:
+            continue
+        files += [os.path.join(directory, n) for n in names]
+    return files + [os.path.join(data_dir, 'postgresql.auto.conf')]
+
+
+def read_setting(name, config_file, data_dir):
+    """The value of setting name in effect for the files config_files() lists (the last one wins), or None.
+
+    An empty value (name = '') counts as not set.
+    """
+    value = None
+    for path in config_files(config_file, data_dir):
+        try:
+            with open(path) as f:
+                found = conf_get(f.read(), name)
+        except (IOError, OSError):
+            continue
+        if found is not None:
+            value = found
+    return value or None

@@ -359,39 +359,31 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.basebackup import (
     basebackup_args, check_params, check_upstream, discard_clone, explain_basebackup_error, find_bin_dir, find_psql,
-    missing_slot_advice, read_upstream, slot_exists, verify_backup)
+    missing_slot_advice, psql_args, read_upstream, slot_exists, verify_backup)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import (
-    C_ENV, ModuleFailure, chown, fsync_dir, owner_account, write_file_atomic)
+    ModuleFailure, chown, fsync_dir, owner_account, run_as)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import (
     STAGING_SUFFIX, DataDirLock, classify_data_dir, create_staging, dir_size, leftover_staging, move_aside,
     postmaster_pid, reclone_marker_found, remove_file, service_hint, sibling_path, utc_stamp)
-from ansible_collections.hotstandby.postgresql.plugins.module_utils.libpq import (
-    build_conninfo, parse_conninfo, pgpass_state, sweep_temp_passfiles)
-from ansible_collections.hotstandby.postgresql.plugins.module_utils.pgconf import (
-    read_standby_settings, standby_settings_text, write_standby_settings)
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.libpq import sweep_temp_passfiles
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.pgconf import standby_settings_text
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.standby import (
+    UPSTREAM_SPEC, make_standby, passfile_diff, passfile_state, settings_plan, upstream_conninfo, write_passfile)
 
 ARGUMENT_SPEC = dict(
+    UPSTREAM_SPEC,
     data_dir=dict(type='path', required=True),
-    primary_host=dict(type='str', required=True),
-    primary_port=dict(type='int', default=5432),
-    user=dict(type='str', required=True),
-    password=dict(type='str', required=True, no_log=True),
     slot=dict(type='str'),
     application_name=dict(type='str'),
     checkpoint=dict(type='str', choices=['fast', 'spread'], default='fast'),
     max_rate=dict(type='str'),
     wal_method=dict(type='str', choices=['stream', 'fetch'], default='stream'),
     verify=dict(type='bool', default=True),
-    connect_timeout=dict(type='int', default=10),
-    sslmode=dict(type='str', default='prefer',
-                 choices=['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']),
-    sslrootcert=dict(type='path'),
     bin_dir=dict(type='path'),
     existing_data=dict(type='str', choices=['fail', 'move_aside'], default='fail'),
     reclone=dict(type='bool', default=False),
     reclone_marker=dict(type='path'),
     owner=dict(type='str', default='postgres'),
-    passfile=dict(type='path', no_log=False),
 )
 
 # the result of every run (RETURN); a plan holds these and what apply() needs
@@ -437,24 +429,15 @@ class BaseBackup(object):
 
     def run(self, args, password=False):
         """Run a PostgreSQL program as owner; the password reaches it only in its environment."""
-        env = dict(C_ENV, PGPASSWORD=self.p['password']) if password else dict(C_ENV)
-        return self.module.run_command(self.runuser + list(args), environ_update=env, cwd='/')
+        return run_as(self.module, self.runuser, args, self.p['password'] if password else None)
 
     def conninfo(self, replication=False, passfile=None):
         """For the module's own connections (replication: the walsender protocol) or, with passfile, the standby's."""
-        pairs = [('host', self.host), ('port', self.port), ('user', self.user), ('passfile', passfile)]
-        if replication:
-            pairs += [('dbname', 'replication'), ('replication', 'true')]
-        return build_conninfo(pairs + [
-            ('application_name', self.app_name), ('sslmode', self.p['sslmode']),
-            ('sslrootcert', self.p['sslrootcert']), ('connect_timeout', self.p['connect_timeout'])])
+        return upstream_conninfo(self.p, self.app_name, replication, passfile)
 
     def replication_sql(self, commands):
         """Run replication-protocol commands; return (rc, rows of all commands, stderr)."""
-        args = [self.psql_bin, '-X', '-A', '-t', '-w', '-v', 'ON_ERROR_STOP=1', self.conninfo(True)]
-        for c in commands:
-            args += ['-c', c]
-        return self.run(args, password=True)
+        return self.run(psql_args(self.psql_bin, self.conninfo(True), commands), password=True)
 
     def preflight(self, plan):
         """Read and check the upstream (read-only replication commands)."""
@@ -469,8 +452,7 @@ class BaseBackup(object):
 
     def passfile_state(self):
         """(new_text, state, changed) of the managed passfile; state is missing/outdated/current."""
-        return pgpass_state(self.passfile, self.host, self.port, 'replication', self.user, self.p['password'],
-                            self.owner[0] if os.geteuid() == 0 else None)
+        return passfile_state(self.passfile, self.p, self.owner)
 
     # -- deciding --------------------------------------------------------------
 
@@ -495,8 +477,8 @@ class BaseBackup(object):
             pid = postmaster_pid(self.data_dir) if case in MOVED_CASES else None
         plan.update(case=case, running=bool(pid))
         dummy, state, plan['passfile_changed'] = self.passfile_state()
-        entry = '# passfile %s: entry for %s:%s:replication:%s is ' % (self.passfile, self.host, self.port, self.user)
-        plan['diff'] = dict(before=entry + state + '\n', after=entry + 'current\n')
+        before, after = passfile_diff(self.passfile, self.p, state)
+        plan['diff'] = dict(before=before, after=after)
         if case == 'standby' and not (self.p['reclone'] or plan['reclone_marker_found']):
             self.plan_settings(plan)
         else:
@@ -504,21 +486,14 @@ class BaseBackup(object):
         return plan
 
     def plan_settings(self, plan):
-        cur = read_standby_settings(self.data_dir)
-        desired = plan['primary_conninfo']
-        try:
-            same_ci = parse_conninfo(cur['conninfo'] or '') == parse_conninfo(desired)
-        except ValueError:
-            same_ci = False
-        plan['settings_changed'] = not (cur['signal'] and same_ci and cur['slot'] == (self.slot or None))
-        plan['diff'] = dict(
-            before=standby_settings_text(cur['signal'], cur['conninfo'], cur['slot']) + plan['diff']['before'],
-            after=standby_settings_text(True, cur['conninfo'] if same_ci else desired, self.slot or None)
-            + plan['diff']['after'])
+        settings = settings_plan(self.data_dir, plan['primary_conninfo'], self.slot)
+        plan['settings_changed'] = settings['changed']
+        plan['diff'] = dict(before=settings['before'] + plan['diff']['before'],
+                            after=settings['after'] + plan['diff']['after'])
         if self.slot and self.primary['slot_exists'] is False:
             self.module.warn('the replication slot "%s" does not exist on the primary %s:%s, so this standby cannot '
                              'stream: %s' % (self.slot, self.host, self.port, missing_slot_advice(self.slot)))
-        plan['current'] = cur
+        plan['current'] = settings['current']
         plan['changed'] = bool(plan['settings_changed'] or plan['passfile_changed'] or plan['cleaned_staging'])
         plan['action'] = 'update_settings' if plan['changed'] else 'none'
         plan['msg'] = self.settings_message(plan, done=False)
@@ -588,7 +563,7 @@ class BaseBackup(object):
             self.clone(plan)
         elif plan['action'] == 'update_settings':
             if plan['settings_changed']:
-                write_standby_settings(self.data_dir, plan['current'], plan['primary_conninfo'], self.slot, self.owner)
+                make_standby(self.data_dir, plan['primary_conninfo'], self.slot, self.owner, plan['current'])
                 self.touched = True
             if plan['passfile_changed']:
                 self.write_passfile()
@@ -620,8 +595,7 @@ class BaseBackup(object):
             raise ModuleFailure('pg_verifybackup found the clone damaged, %s was not changed and the staged copy was '
                                 'removed: %s' % (self.p['data_dir'], plan['verify_note']))
         plan['verified'] = bool(verified)
-        write_standby_settings(target, read_standby_settings(target), plan['primary_conninfo'], self.slot,
-                               self.owner)
+        make_standby(target, plan['primary_conninfo'], self.slot, self.owner)
         self.write_passfile()
         if not in_place:
             if case in MOVED_CASES:
@@ -652,9 +626,7 @@ class BaseBackup(object):
             ' (the previous %s data directory was moved to %s)' % (case, plan['moved_to']) if plan['moved_to'] else '')
 
     def write_passfile(self):
-        new, dummy, changed = self.passfile_state()
-        if changed:
-            write_file_atomic(self.passfile, new, self.owner)
+        if write_passfile(self.passfile, self.p, self.owner):
             self.touched = True
 
     # -- results ---------------------------------------------------------------

@@ -155,9 +155,9 @@ def test_settings_took_effect(built, opt_primary, opt_standby):
 
 def test_replication_uses_the_options(built, opt_primary, opt_standby):
     row = psql(opt_primary, "SELECT r.usename, r.client_addr, r.state, r.sync_state, s.ssl, "
-                        "(SELECT active_pid FROM pg_replication_slots WHERE slot_name = '%s') = r.pid "
-                        "FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) "
-                        "WHERE r.application_name = '%s'" % (SLOT, STANDBY), port=5433)
+               "(SELECT active_pid FROM pg_replication_slots WHERE slot_name = '%s') = r.pid "
+               "FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) "
+               "WHERE r.application_name = '%s'" % (SLOT, STANDBY), port=5433)
     assert row.split("|") == [USER, address_of(STANDBY), "streaming", "sync", "t", "t"], row
     assert show(opt_primary, "synchronous_standby_names", 5433) == f'FIRST 1 ("{STANDBY}")'
     conninfo = show(opt_standby, "primary_conninfo", 5433)

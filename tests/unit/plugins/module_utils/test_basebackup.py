@@ -51,8 +51,8 @@ def test_read_upstream():
         return 0, ANSWER, ''
     info = read_upstream(sql, 'db1', 5432, 'rep')
     assert sent == [PREFLIGHT_COMMANDS]
-    assert info == dict(system_identifier='7712491459935377245', timeline=1, wal_level='replica', version_num=150018,
-                        major=15, max_wal_senders=10, max_replication_slots=10)
+    assert info == dict(system_identifier='7712491459935377245', timeline=1, xlogpos='0/17420F0', wal_level='replica',
+                        version_num=150018, major=15, max_wal_senders=10, max_replication_slots=10)
     with pytest.raises(ModuleFailure, match='unexpected answer from the primary db1:5432'):
         read_upstream(lambda c: (0, 'garbage', ''), 'db1', 5432, 'rep')
     with pytest.raises(ModuleFailure, match='preflight check failed, nothing was changed: .*timed out'):
@@ -143,3 +143,32 @@ def test_discard_clone(tmp_path):
     discard_clone(str(staging), str(mount), in_place=True)
     assert not staging.exists() and mount.is_dir() and os.listdir(str(mount)) == []
     discard_clone(str(staging), str(mount), in_place=False, ignore_errors=True)  # nothing left: fine
+
+
+def test_psql_args():
+    from ansible_collections.hotstandby.postgresql.plugins.module_utils.basebackup import psql_args
+    assert psql_args('/b/psql', 'host=h replication=true', ['IDENTIFY_SYSTEM', 'SHOW wal_level']) == [
+        '/b/psql', '-X', '-A', '-t', '-w', '-v', 'ON_ERROR_STOP=1', 'host=h replication=true',
+        '-c', 'IDENTIFY_SYSTEM', '-c', 'SHOW wal_level']
+
+
+def test_read_timeline():
+    from ansible_collections.hotstandby.postgresql.plugins.module_utils.basebackup import read_timeline
+    sent = []
+    # what psql -X -A -t printed for a real 15.18 on timeline 3 (the content ends with a newline, then the row's)
+    answer = ('on\n00000003.history|1\t0/40000A0\tno recovery target specified\n\n'
+              '2\t0/4001010\tno recovery target specified\n\n')
+
+    def sql(commands):
+        sent.append(commands)
+        return 0, answer if len(commands) > 1 else 'off\n', ''
+    assert read_timeline(sql, 3, 'db2:5432') == (True, '1\t0/40000A0\tno recovery target specified\n\n'
+                                                       '2\t0/4001010\tno recovery target specified\n\n')
+    assert read_timeline(sql, 1, 'db2:5432') == (False, '')
+    assert sent == [['SHOW full_page_writes', 'TIMELINE_HISTORY 3'], ['SHOW full_page_writes']]
+    hexed = 'on\n00000002.history|\\x' + '1\t0/40000A0\treason\n'.encode().hex() + '\n'
+    assert read_timeline(lambda c: (0, hexed, ''), 2, 'db2') == (True, '1\t0/40000A0\treason\n')
+    with pytest.raises(ModuleFailure, match='reading the timeline history of the upstream db2 failed'):
+        read_timeline(lambda c: (1, '', 'ERROR:  could not open file "pg_wal/00000002.history"'), 2, 'db2')
+    with pytest.raises(ModuleFailure, match='unexpected answer'):
+        read_timeline(lambda c: (0, 'on\n', ''), 2, 'db2')

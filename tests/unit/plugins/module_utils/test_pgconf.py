@@ -61,3 +61,28 @@ def test_standby_settings_text():
     assert standby_settings_text(True, "host='a b'", None) == (
         "standby.signal: present\nprimary_conninfo = 'host=''a b'''\nprimary_slot_name = (not set)\n")
     assert 'primary_conninfo = (not set)' in standby_settings_text(False, None, 's')
+
+
+def test_read_setting_follows_include_dir_and_auto_conf(tmp_path):
+    from ansible_collections.hotstandby.postgresql.plugins.module_utils.pgconf import config_files, read_setting
+    etc = tmp_path / 'etc'
+    (etc / 'conf.d').mkdir(parents=True)
+    data = tmp_path / 'data'
+    data.mkdir()
+    conf = etc / 'postgresql.conf'
+    conf.write_text("#restore_command = ''\nrestore_command = 'cp /a/%f %p'\ninclude_dir = 'conf.d'\n")
+    assert read_setting('restore_command', str(conf), str(data)) == 'cp /a/%f %p'
+    (etc / 'conf.d' / '20-b.conf').write_text("restore_command = 'cp /b/%f %p'\n")
+    (etc / 'conf.d' / '10-a.conf').write_text("restore_command = 'cp /c/%f %p'\n")
+    (etc / 'conf.d' / '.hidden.conf').write_text("restore_command = 'hidden'\n")
+    (etc / 'conf.d' / 'notes.txt').write_text("restore_command = 'txt'\n")
+    assert config_files(str(conf), str(data)) == [str(conf), str(etc / 'conf.d' / '10-a.conf'),
+                                                  str(etc / 'conf.d' / '20-b.conf'),
+                                                  str(data / 'postgresql.auto.conf')]
+    assert read_setting('restore_command', str(conf), str(data)) == 'cp /b/%f %p'
+    (data / 'postgresql.auto.conf').write_text("restore_command = ''\n")
+    assert read_setting('restore_command', str(conf), str(data)) is None  # empty: not set
+    assert read_setting('restore_command', None, str(data)) is None  # data/postgresql.conf does not exist
+    (data / 'postgresql.conf').write_text("restore_command = 'in data'\n")
+    (data / 'postgresql.auto.conf').write_text('')
+    assert read_setting('restore_command', None, str(data)) == 'in data'
