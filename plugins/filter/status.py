@@ -169,7 +169,9 @@ def _outcome(info):
     if _get(info, 'failed'):
         return 'failed', msg or 'the module failed'
     if _get(info, 'skipped'):
-        return 'no result', 'the task was skipped'
+        return 'no result', 'the task was skipped (no PostgreSQL on it?)'
+    if _get(info, 'connected') is False:
+        return 'stopped', msg or 'no server answers'
     if _get(info, 'role') not in ('primary', 'standby'):
         return 'failed', msg or 'the result has no role'
     return 'ok', msg
@@ -261,6 +263,10 @@ def replication_status(infos, topology, max_lag_bytes=DEFAULT_MAX_LAG, ports=Non
             judge.problem(host, '%s is UNREACHABLE, its state is unknown: %s' % (host, message))
         elif status == 'failed':
             judge.problem(host, 'pg_replication_info FAILED on %s, its state is unknown: %s' % (host, message))
+        elif status == 'stopped':
+            judge.problem(host, '%s is NOT STREAMING: no PostgreSQL server runs there (%s)' % (
+                host, message) if _get(nodes.get(host), 'role') == 'standby' else
+                '%s is DOWN: no PostgreSQL server runs there (%s)' % (host, message))
         else:
             judge.problem(host, '%s: %s; its state is unknown' % (host, message))
 

@@ -408,3 +408,15 @@ def test_input_is_not_changed():
 
 def test_filters_registered():
     assert set(s.FilterModule().filters()) == {'replication_status', 'replication_status_table'}
+
+
+def test_a_stopped_server_is_named_as_such():
+    infos = healthy()
+    infos['pg1'] = {'connected': False, 'role': 'standby', 'msg': 'no server answered (could not connect); the data '
+                    'directory /var/lib/postgresql/15/main is a stopped standby of system %s' % SYSID}
+    infos['pg0'] = {'connected': False, 'role': 'primary', 'msg': 'no server answered'}
+    result = judge(infos)
+    assert result['ok'] is False
+    problems_with(result, 'pg1 is NOT STREAMING: no PostgreSQL server runs there', 'stopped standby')
+    problems_with(result, 'pg0 is DOWN: no PostgreSQL server runs there')
+    assert row(result, 'pg1')['status'] == 'stopped' and row(result, 'pg1')['ok'] is False
