@@ -65,6 +65,13 @@ def node(name):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory_file()}")
 
 
+def replication_info(name, port=5432):
+    """hotstandby.postgresql.pg_replication_info's result on a host of the inventory (as the OS user postgres)."""
+    return node(name).ansible("hotstandby.postgresql.pg_replication_info",
+                              f"login_unix_socket=/var/run/postgresql login_port={port}",
+                              check=False, become=True, become_user="postgres")
+
+
 def dock(name):
     """The container ``name`` as a testinfra host (docker exec), in the inventory or not."""
     return testinfra.get_host(f"docker://{name}")

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 from labhost import (cluster, conninfo_fields, exposed, files_holding, group_hosts, hostvar, name_of, node, psql,
-                     psql_json, psql_result, secret_forms, sql_literal, standby_names)
+                     psql_json, psql_result, replication_info, secret_forms, sql_literal, standby_names, wait_for)
 
 PRIMARY = group_hosts("postgres_master")
 # in inventory order (the order the roles see in groups['postgres_standby'])
@@ -314,3 +314,80 @@ def test_password_not_in_the_converge_log():
         text = f.read()
     leaked = [form for form in secret_forms(hostvar(PRIMARY[0], "postgres_replication_password")) if form in text]
     assert not leaked, f"the replication password is in {path}"
+
+
+# --- pg_replication_info on every node (every suite of the matrix: PostgreSQL 13, 15, 17, 18) -----------
+
+LSN = re.compile(r"^[0-9A-F]+/[0-9A-F]+$")
+
+
+def own_row(upstream, name):
+    rows = [r for r in replication_info(upstream)["replication"] if r["application_name"] == name]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def write_some_wal(primary, rows=20000):
+    psql(primary, "CREATE TABLE IF NOT EXISTS hs_info_fill (g int, pad text)")
+    psql(primary, f"INSERT INTO hs_info_fill SELECT g, md5(g::text) FROM generate_series(1, {rows}) g")
+
+
+def test_pg_replication_info_on_the_primary(primary):
+    info = replication_info(name_of(primary))
+    assert info["role"] == "primary" and info["in_recovery"] is False and info["connected"] is True
+    assert isinstance(info["timeline"], int) and info["timeline"] >= 1
+    assert LSN.match(info["current_wal_lsn"]) and info["wal_receiver"] is None
+    assert info["system_identifier"] == psql(primary, "SELECT system_identifier FROM pg_control_system()")
+    assert info["server_version_num"] == int(psql(primary, "SHOW server_version_num"))
+    direct = [s for s in STANDBYS if upstream_of(s) == PRIMARY[0]]
+    names = sorted(r["application_name"] for r in info["replication"] if r["state"] == "streaming")
+    assert names == sorted(direct), info["replication"]
+    for row in info["replication"]:
+        assert isinstance(row["replay_lag_bytes"], int) and row["replay_lag_bytes"] >= 0, row
+        assert LSN.match(row["sent_lsn"]) and LSN.match(row["replay_lsn"]), row
+    slots = dict((s["slot_name"], s) for s in info["slots"])
+    for name in direct:
+        slot = slots[hostvar(name, "postgres_standby_slot_name", re.sub("[^a-z0-9_]", "_", name.lower()))]
+        assert slot["active"] is True and slot["wal_status"] in ("reserved", "extended"), slot
+        assert isinstance(slot["retained_bytes"], int) and isinstance(slot["safe_wal_size"], (int, type(None)))
+        assert "invalidation_reason" in slot
+
+
+def test_pg_replication_info_paused_replay_lags_in_bytes_while_streaming(primary, standby):
+    name, upstream = name_of(standby), upstream_of(name_of(standby))
+    psql(standby, "SELECT pg_wal_replay_pause()")
+    try:
+        write_some_wal(primary)
+        wait_for("replay lag in bytes on the upstream", lambda: (
+            own_row(upstream, name)["state"] == "streaming" and own_row(upstream, name)["replay_lag_bytes"] > 0),
+            CATCH_UP_SECONDS, 1)
+        mine = replication_info(name)
+        assert mine["role"] == "standby" and mine["replay_paused"] is True
+        assert mine["wal_receiver"]["status"] == "streaming" and mine["replay_lag_bytes"] > 0
+        assert "password" not in (mine["primary_conninfo"] or "").replace("passfile", "")
+    finally:
+        psql(standby, "SELECT pg_wal_replay_resume()")
+    wait_for("no replay lag after resume", lambda: own_row(upstream, name)["replay_lag_bytes"] == 0,
+             CATCH_UP_SECONDS, 1)
+    assert replication_info(name)["replay_paused"] is False
+
+
+def test_pg_replication_info_slot_retains_wal_while_its_standby_is_stopped(primary, standby):
+    name, upstream = name_of(standby), upstream_of(name_of(standby))
+    slot_name = psql(standby, "SHOW primary_slot_name")
+    service = cluster(standby)["service"]
+
+    def retained():
+        slot = [s for s in replication_info(upstream)["slots"] if s["slot_name"] == slot_name][0]
+        return slot["active"], slot["retained_bytes"]
+    standby.run("systemctl stop %s", service)
+    try:
+        wait_for("the slot inactive", lambda: retained()[0] is False, CATCH_UP_SECONDS, 1)
+        before = retained()[1]
+        write_some_wal(primary)
+        if upstream != PRIMARY[0]:
+            time.sleep(3)  # the cascading upstream replays it first
+        wait_for("the slot retaining more WAL", lambda: retained()[1] > before, CATCH_UP_SECONDS, 1)
+    finally:
+        standby.run("systemctl start %s", service)
+    wait_for("streaming again", lambda: own_row(upstream, name)["state"] == "streaming", CATCH_UP_SECONDS, 1)
