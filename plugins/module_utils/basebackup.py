@@ -16,7 +16,7 @@ import signal
 import time
 
 from ansible.module_utils.common.text.converters import to_native
-from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import C_ENV, ModuleFailure
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import C_ENV, ModuleFailure, killing_signal
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import empty_dir
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.libpq import explain_libpq_error
 
@@ -209,14 +209,9 @@ def verify_backup(run, bin_dir, target, enabled=True):
 def explain_basebackup_error(err, rc, slot, staging, host, port, user):
     """Guidance for a failed pg_basebackup (rc: its exit status as run_command reports it)."""
     low = err.lower()
-    # a negative rc: killed by that signal; above 128: runuser (or a shell) reports a child killed by rc - 128
-    # (pg_basebackup itself only exits with 0 or 1)
-    signum = -rc if rc < 0 else rc - 128 if 128 < rc < 128 + 65 else None
-    if signum:
-        try:
-            name = signal.Signals(signum).name
-        except ValueError:
-            name = 'signal %d' % signum
+    killed = killing_signal(rc)  # pg_basebackup itself only exits with 0 or 1
+    if killed:
+        signum, name = killed
         return ('pg_basebackup was killed by %s (signal %d) before it finished (stopped by hand, by the OOM '
                 'killer or by a shutdown?); the partial copy was discarded, run again to clone anew%s'
                 % (name, signum, ('. It said: %s' % err.strip()) if err.strip() else ''))

@@ -11,6 +11,7 @@ __metaclass__ = type
 
 import os
 import pwd
+import signal
 import tempfile
 
 from ansible.module_utils.common.text.converters import to_bytes
@@ -53,6 +54,20 @@ def run_as(module, prefix, args, password=None):
     """
     env = dict(C_ENV, PGPASSWORD=password) if password is not None else dict(C_ENV)
     return module.run_command(list(prefix) + list(args), environ_update=env, cwd='/')
+
+
+def killing_signal(rc):
+    """(number, name) of the signal that killed a program, from its exit status rc as run_command reports it, or None.
+
+    A negative rc: killed by that signal; above 128: runuser (or a shell) reports a child killed by rc - 128.
+    """
+    signum = -rc if rc < 0 else rc - 128 if 128 < rc < 128 + 65 else None
+    if not signum:
+        return None
+    try:
+        return signum, signal.Signals(signum).name
+    except ValueError:
+        return signum, 'signal %d' % signum
 
 
 def fsync_dir(path):

@@ -15,8 +15,8 @@ __metaclass__ = type
 
 import os
 import re
-import signal
 
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import killing_signal
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import dir_size, listdir_or_empty
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.libpq import explain_libpq_error
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.replication import int_to_lsn, lsn_to_int
@@ -190,14 +190,10 @@ def explain_rewind_error(err, rc, host, port, user):
     """(guidance, needs_clone) for a failed pg_rewind; needs_clone: only a new clone can help."""
     text = err.strip()
     low = text.lower()
-    signum = -rc if rc < 0 else rc - 128 if 128 < rc < 128 + 65 else None
-    if signum:
-        try:
-            name = signal.Signals(signum).name
-        except ValueError:
-            name = 'signal %d' % signum
+    killed = killing_signal(rc)
+    if killed:
         return ('pg_rewind was killed by %s before it finished; the data directory may be unusable: clone the node '
-                'anew. pg_rewind said: %s' % (name, text), True)
+                'anew. pg_rewind said: %s' % (killed[1], text), True)
     if 'could not find common ancestor' in low or 'from different systems' in low:
         return ('the histories of this node and the upstream have no common ancestor: clone the node anew. pg_rewind '
                 'said: %s' % text, True)

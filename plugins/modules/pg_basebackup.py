@@ -352,23 +352,22 @@ msg:
 
 import os
 import shutil
-import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.basebackup import (
-    basebackup_args, check_params, check_upstream, discard_clone, explain_basebackup_error, find_bin_dir, find_psql,
-    missing_slot_advice, psql_args, read_upstream, slot_exists, verify_backup)
-from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import (
-    ModuleFailure, chown, fsync_dir, owner_account, run_as)
+    basebackup_args, check_upstream, discard_clone, explain_basebackup_error, find_bin_dir, find_psql,
+    missing_slot_advice, read_upstream, slot_exists, verify_backup)
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import ModuleFailure, chown, fsync_dir
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import (
-    STAGING_SUFFIX, DataDirLock, classify_data_dir, create_staging, dir_size, leftover_staging, move_aside,
-    postmaster_pid, reclone_marker_found, remove_file, service_hint, sibling_path, utc_stamp)
+    STAGING_SUFFIX, classify_data_dir, create_staging, dir_size, leftover_staging, move_aside, postmaster_pid,
+    reclone_marker_found, remove_file, service_hint, sibling_path, utc_stamp)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.libpq import sweep_temp_passfiles
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.pgconf import standby_settings_text
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.standby import (
     UPSTREAM_SPEC, make_standby, passfile_diff, passfile_state, settings_plan, upstream_conninfo, write_passfile)
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.worker import DataDirWorker, run_worker
 
 ARGUMENT_SPEC = dict(
     UPSTREAM_SPEC,
@@ -394,59 +393,37 @@ RESULT = dict(changed=False, case=None, action='none', moved_to=None, cleaned_st
 MOVED_CASES = ('pristine', 'foreign', 'standby')
 
 
-class BaseBackup(object):
+class BaseBackup(DataDirWorker):
     """plan() reads the standby and the upstream and decides, changing nothing; apply(plan) does it."""
 
+    RESULT = RESULT
+    KEPT = 'moved_to'  # self.kept: the previous data directory was moved there
+
     def __init__(self, module):
-        self.module = module
-        self.p = p = module.params
-        self.host, self.port, self.user, self.slot = p['primary_host'], p['primary_port'], p['user'], p['slot']
-        self.app_name = p['application_name'] or socket.gethostname().split('.')[0]
-        self.data_dir = os.path.realpath(p['data_dir'])
+        super(BaseBackup, self).__init__(module)
         self.parent = os.path.dirname(self.data_dir.rstrip('/'))
         self.staging = sibling_path(self.data_dir, STAGING_SUFFIX)
-        self.lock = DataDirLock(self.data_dir)
-        self.owner = self.passfile = self.primary = self.bin_dir = self.psql_bin = None
-        self.runuser = []
-        self.moved = self.touched = False  # for a failure result: what was changed on this host
+        self.primary = None
         self.outcome = dict(RESULT, slot=self.slot, data_dir=self.data_dir, staging_dir=self.staging)
 
     # -- reading -------------------------------------------------------------
 
-    def prepare(self):
-        """Check the parameters and the owner; reads only."""
-        p = self.p
-        uid, gid, home, self.runuser = owner_account(self.module, p['owner'], self.data_dir)
-        self.owner = (uid, gid)
-        self.passfile = self.outcome['passfile'] = p['passfile'] or os.path.join(home, '.pgpass_replication')
-        check_params(self.slot, p['password'], p['max_rate'])
+    def check_directories(self):
         if not os.path.isdir(self.parent):
             raise ModuleFailure('the parent directory %s of data_dir does not exist: install the PostgreSQL server '
-                                'package or create it (owned by %s)' % (self.parent, p['owner']))
-        if not os.path.isdir(os.path.dirname(self.passfile) or '/'):
-            raise ModuleFailure('the directory %s for the passfile does not exist: create it (owned by %s) or set '
-                                'passfile' % (os.path.dirname(self.passfile) or '/', p['owner']))
-
-    def run(self, args, password=False):
-        """Run a PostgreSQL program as owner; the password reaches it only in its environment."""
-        return run_as(self.module, self.runuser, args, self.p['password'] if password else None)
+                                'package or create it (owned by %s)' % (self.parent, self.p['owner']))
 
     def conninfo(self, replication=False, passfile=None):
         """For the module's own connections (replication: the walsender protocol) or, with passfile, the standby's."""
         return upstream_conninfo(self.p, self.app_name, replication, passfile)
-
-    def replication_sql(self, commands):
-        """Run replication-protocol commands; return (rc, rows of all commands, stderr)."""
-        return self.run(psql_args(self.psql_bin, self.conninfo(True), commands), password=True)
 
     def preflight(self, plan):
         """Read and check the upstream (read-only replication commands)."""
         self.psql_bin = find_psql(self.module, self.p['bin_dir'])
         info = read_upstream(self.replication_sql, self.host, self.port, self.user)
         plan.update(system_identifier=info['system_identifier'], primary_version=info['major'])
-        where = '%s:%s' % (self.host, self.port)
-        check_upstream(info, where, self.slot)
-        info['slot_exists'] = slot_exists(self.replication_sql, self.slot, where) \
+        check_upstream(info, self.where, self.slot)
+        info['slot_exists'] = slot_exists(self.replication_sql, self.slot, self.where) \
             if self.slot and info['major'] >= 15 else None
         self.primary = info
 
@@ -600,7 +577,7 @@ class BaseBackup(object):
         if not in_place:
             if case in MOVED_CASES:
                 plan['moved_to'] = move_aside(self.data_dir, plan['moved_to'])
-                self.moved = self.touched = True
+                self.kept = self.touched = True
             elif case == 'empty':
                 try:
                     os.rmdir(self.data_dir)
@@ -631,37 +608,14 @@ class BaseBackup(object):
 
     # -- results ---------------------------------------------------------------
 
-    def fail(self, msg):
-        """fail_json with the result keys gathered so far; changed only when something was really changed."""
-        result = dict((k, v) for k, v in self.outcome.items() if k in RESULT and k != 'msg')
-        if not self.moved and not self.module.check_mode:
-            result['moved_to'] = None
-        result['changed'] = self.touched
-        self.module.fail_json(msg=msg, **result)
-
-    def exit(self):
-        result = dict((k, v) for k, v in self.outcome.items() if k in RESULT)
-        if self.module._diff:
-            result['diff'] = self.outcome['diff']
-        self.module.exit_json(**result)
+    def unexpected(self, error):
+        return 'unexpected error: %s; %s. A staging directory %s, if left, is removed on the next run' % (
+            error, 'the previous data directory was moved to %s' % self.outcome['moved_to'] if self.kept
+            else '%s was not moved' % self.data_dir, self.staging)
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    worker = BaseBackup(module)
-    try:
-        worker.prepare()
-        with worker.lock.held(module.check_mode):
-            plan = worker.plan()
-            if not module.check_mode:
-                worker.apply(plan)
-    except ModuleFailure as e:
-        worker.fail(to_native(e))
-    except (IOError, OSError) as e:
-        worker.fail('unexpected error: %s; %s. A staging directory %s, if left, is removed on the next run' % (
-            to_native(e), 'the previous data directory was moved to %s' % worker.outcome['moved_to'] if worker.moved
-            else '%s was not moved' % worker.data_dir, worker.staging))
-    worker.exit()
+    run_worker(BaseBackup(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)))
 
 
 if __name__ == '__main__':

@@ -124,26 +124,24 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: See what rejoining the old primary would take
-  hotstandby.postgresql.pg_rejoin:
-    data_dir: /var/lib/postgresql/15/main
-    config_file: /etc/postgresql/15/main/postgresql.conf
-    primary_host: 10.0.0.12
-    user: replicator
-    password: "{{ postgres_replication_password }}"
-    slot: db1
-  check_mode: true
-  register: rejoin_plan
+- name: Rejoin the old primary to the new one (both tasks get these arguments)
+  module_defaults:
+    hotstandby.postgresql.pg_rejoin:
+      data_dir: /var/lib/postgresql/15/main
+      config_file: /etc/postgresql/15/main/postgresql.conf
+      primary_host: 10.0.0.12
+      user: replicator
+      password: "{{ postgres_replication_password }}"
+      slot: db1
+  block:
+    - name: See what rejoining the old primary would take
+      hotstandby.postgresql.pg_rejoin: {}
+      check_mode: true
+      register: rejoin_plan
 
-- name: Rejoin it (rewind when its WAL diverged, keeping a copy first)
-  hotstandby.postgresql.pg_rejoin:
-    data_dir: /var/lib/postgresql/15/main
-    config_file: /etc/postgresql/15/main/postgresql.conf
-    primary_host: 10.0.0.12
-    user: replicator
-    password: "{{ postgres_replication_password }}"
-    slot: db1
-  register: rejoin
+    - name: Rejoin it (rewind when its WAL diverged, keeping a copy first)
+      hotstandby.postgresql.pg_rejoin: {}
+      register: rejoin
 
 - name: Clone when rejoining cannot work (the old data directory is moved aside)
   hotstandby.postgresql.pg_basebackup:
@@ -263,25 +261,24 @@ msg:
 
 import os
 import shutil
-import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.basebackup import (
-    DEBIAN_LIB, check_params, check_upstream, find_psql, missing_slot_advice, psql_args, read_timeline,
-    read_upstream, slot_exists)
-from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import ModuleFailure, owner_account, run_as
+    DEBIAN_LIB, check_upstream, find_psql, missing_slot_advice, read_timeline, read_upstream, slot_exists)
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import ModuleFailure, run_as
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.controldata import (
     CLEAN_STATES, backup_method, parse_controldata, state_problem, wal_end)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import (
-    DataDirLock, postmaster_pid, read_pg_version, utc_stamp)
+    postmaster_pid, read_pg_version, utc_stamp)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.pgconf import read_setting
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.rejoin import (
     copy_data_dir, copy_problem, decide, explain_rewind_error, missing_wal, move_signal_files, parse_timeline_history,
     rewind_args, rewind_did_nothing)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.standby import (
     UPSTREAM_SPEC, make_standby, passfile_diff, passfile_state, settings_plan, upstream_conninfo, write_passfile)
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.worker import DataDirWorker, run_worker
 
 ARGUMENT_SPEC = dict(
     UPSTREAM_SPEC,
@@ -307,42 +304,18 @@ STALE_SOURCE = ('pg_rewind found nothing to rewind, so it still sees the upstrea
                 'on the upstream and run again; nothing was changed')
 
 
-class Rejoin(object):
+class Rejoin(DataDirWorker):
     """plan() reads the node and the upstream and decides, changing nothing; apply(plan) does it."""
 
+    RESULT = RESULT
+    KEPT = 'copy_kept_at'  # self.kept: the copy of the data directory was made
+
     def __init__(self, module):
-        self.module = module
-        self.p = p = module.params
-        self.host, self.port, self.user, self.slot = p['primary_host'], p['primary_port'], p['user'], p['slot']
-        self.where = '%s:%s' % (self.host, self.port)
-        self.app_name = p['application_name'] or socket.gethostname().split('.')[0]
-        self.data_dir = os.path.realpath(p['data_dir'])
-        self.lock = DataDirLock(self.data_dir)
-        self.owner = self.passfile = self.bin_dir = self.psql_bin = self.major = None
-        self.runuser = []
-        self.touched = self.copied = False  # for a failure result: what was changed on this host
+        super(Rejoin, self).__init__(module)
+        self.major = None
         self.outcome = dict(RESULT, discarded=dict(NOTHING_LOST), system_identifier=dict(local=None, upstream=None))
 
     # -- reading -------------------------------------------------------------
-
-    def prepare(self):
-        """Check the parameters and the owner; reads only."""
-        uid, gid, home, self.runuser = owner_account(self.module, self.p['owner'], self.data_dir)
-        self.owner = (uid, gid)
-        self.passfile = self.p['passfile'] or os.path.join(home, '.pgpass_replication')
-        check_params(self.slot, self.p['password'], None)
-        if not os.path.isdir(os.path.dirname(self.passfile) or '/'):
-            raise ModuleFailure('the directory %s for the passfile does not exist: create it (owned by %s) or set '
-                                'passfile' % (os.path.dirname(self.passfile) or '/', self.p['owner']))
-
-    def run(self, args, password=False):
-        """Run a PostgreSQL program as owner; the password reaches it only in its environment."""
-        return run_as(self.module, self.runuser, args, self.p['password'] if password else None)
-
-    def replication_sql(self, commands):
-        """Run replication-protocol commands on the upstream; return (rc, rows of all commands, stderr)."""
-        conninfo = upstream_conninfo(self.p, self.app_name, replication=True)
-        return self.run(psql_args(self.psql_bin, conninfo, commands), password=True)
 
     def source_server(self):
         """pg_rewind's connection to the upstream: a normal one, to database postgres, without password."""
@@ -516,7 +489,7 @@ class Rejoin(object):
                 shutil.rmtree(copy, ignore_errors=True)
                 raise ModuleFailure('copying %s to %s failed, nothing was changed (the partial copy was removed): %s'
                                     % (self.data_dir, copy, err.strip()))
-            self.copied = self.touched = True
+            self.kept = self.touched = True
         moved = move_signal_files(self.data_dir)
         self.touched = True  # from here on the data directory may change
         rc, out, err = self.run(rewind_args(self.bin_dir, self.data_dir, self.source_server(), self.major,
@@ -531,7 +504,7 @@ class Rejoin(object):
         if rewind_did_nothing(out + err):  # the data directory is as it was: so are its signal files
             for original, away in moved:
                 os.replace(away, original)
-            self.touched = self.copied
+            self.touched = self.kept
             raise ModuleFailure(STALE_SOURCE + (' (the copy %s was made)' % copy if copy else ''))
         plan['rewound'] = self.touched = True
         # pg_rewind copied the upstream's postgresql.auto.conf: the standby settings are written anew
@@ -545,36 +518,13 @@ class Rejoin(object):
 
     # -- results ---------------------------------------------------------------
 
-    def fail(self, msg):
-        """fail_json with the result keys gathered so far; changed only when something was really changed."""
-        result = dict((k, v) for k, v in self.outcome.items() if k in RESULT and k != 'msg')
-        if not self.copied and not self.module.check_mode:
-            result['copy_kept_at'] = None
-        result['changed'] = self.touched
-        self.module.fail_json(msg=msg, **result)
-
-    def exit(self):
-        result = dict((k, v) for k, v in self.outcome.items() if k in RESULT)
-        if self.module._diff and self.outcome.get('diff'):
-            result['diff'] = self.outcome['diff']
-        self.module.exit_json(**result)
+    def unexpected(self, error):
+        return 'unexpected error: %s%s' % (error, '; a copy of the data directory is at %s' % (
+            self.outcome['copy_kept_at']) if self.kept else '')
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    worker = Rejoin(module)
-    try:
-        worker.prepare()
-        with worker.lock.held(module.check_mode):
-            plan = worker.plan()
-            if not module.check_mode:
-                worker.apply(plan)
-    except ModuleFailure as e:
-        worker.fail(to_native(e))
-    except (IOError, OSError) as e:
-        worker.fail('unexpected error: %s%s' % (to_native(e), '; a copy of the data directory is at %s' % (
-            worker.outcome['copy_kept_at']) if worker.copied else ''))
-    worker.exit()
+    run_worker(Rejoin(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)))
 
 
 if __name__ == '__main__':

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections import namedtuple
 
 import pytest
 
@@ -29,11 +28,10 @@ from ansible_collections.hotstandby.postgresql.plugins.module_utils.libpq import
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.pgconf import conf_get
 from ansible_collections.hotstandby.postgresql.tests.unit.plugins.module_utils.clusters import (
     OTHER_SYSID, PRIMARY_SYSID, write_cluster)
+from ansible_collections.hotstandby.postgresql.tests.unit.plugins.modules.harness import (
+    NO_LOG_MASK, PwEntry, make_lab, run_main)
 
 PASSWORD = 'p\'a"s\\s:w @rd'
-NO_LOG_MASK = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
-
-PwEntry = namedtuple('PwEntry', 'pw_name pw_passwd pw_uid pw_gid pw_gecos pw_dir pw_shell')
 
 
 # ---------------------------------------------------------------------------
@@ -128,32 +126,9 @@ class FakePostgres(object):
 
 @pytest.fixture
 def lab(tmp_path, monkeypatch):
-    home = tmp_path / 'home'
-    home.mkdir()
-    bindir = tmp_path / 'bin'
-    bindir.mkdir()
-    for prog in ('psql', 'pg_basebackup', 'pg_verifybackup'):
-        p = bindir / prog
-        p.write_text('#!/bin/sh\nexit 99\n')
-        p.chmod(0o755)
-    (tmp_path / 'pg').mkdir()
-    fake = FakePostgres()
-    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, *a, **k: fake(*a, **k))
-    # the owner is the current user: no runuser, chown/fchown are no-ops
-    pw = dict(pw_passwd='x', pw_uid=os.getuid(), pw_gid=os.getgid(), pw_gecos='', pw_dir=str(home), pw_shell='/bin/sh')
-    monkeypatch.setattr(common.pwd, 'getpwnam', lambda name: PwEntry(pw_name=name, **pw))
-    monkeypatch.setattr(m.socket, 'gethostname', lambda: 'standby1.example.com')
-
-    class Lab(object):
-        pass
-    lab = Lab()
-    lab.tmp = tmp_path
-    lab.home = str(home)
-    lab.bin = str(bindir)
-    lab.fake = fake
-    lab.data_dir = str(tmp_path / 'pg' / 'main')
+    lab = make_lab(tmp_path, monkeypatch, FakePostgres(), ('psql', 'pg_basebackup', 'pg_verifybackup'),
+                   'standby1.example.com')
     lab.staging = str(tmp_path / 'pg' / '.main.hotstandby-staging')
-    lab.passfile = str(home / '.pgpass_replication')
     lab.lock = str(tmp_path / 'pg' / '.main.hotstandby-lock')
     return lab
 
@@ -162,17 +137,9 @@ def run_module(lab, capsys, check=False, diff=False, **params):
     args = dict(data_dir=lab.data_dir, primary_host='10.0.0.11', primary_port=5432, user='replicator',
                 password=PASSWORD, bin_dir=lab.bin)
     args.update(params)
-    args['_ansible_check_mode'] = check
-    args['_ansible_diff'] = diff
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            m.main()
-    out = capsys.readouterr().out
-    result = json.loads(out)
+    result, invocation = run_main(m.main, args, capsys, check, diff)
     # the invocation echo shows the masked password parameter itself; everything else must not mention it
-    invocation = result.pop('invocation', None)
     assert invocation is None or invocation['module_args']['password'] == NO_LOG_MASK
-    result['_raw'] = json.dumps(result)
     return result
 
 

@@ -8,21 +8,19 @@ __metaclass__ = type
 
 import datetime
 import decimal
-import json
 import re
 
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hotstandby.postgresql.plugins.modules import pg_replication_info as m
 from ansible_collections.hotstandby.postgresql.plugins.module_utils import replication as r
 from ansible_collections.hotstandby.postgresql.tests.unit.plugins.module_utils.clusters import (
     PRIMARY_SYSID, write_cluster)
+from ansible_collections.hotstandby.postgresql.tests.unit.plugins.modules.harness import NO_LOG_MASK, run_main
 
 PASSWORD = 's3cr:et pass'
-NO_LOG_MASK = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 1, 26, 10, 15, 0, 123456, tzinfo=UTC)
 
@@ -151,16 +149,9 @@ def server(monkeypatch):
 
 
 def run_module(capsys, check=False, **params):
-    args = dict(params)
-    args['_ansible_check_mode'] = check
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            m.main()
-    result = json.loads(capsys.readouterr().out)
-    invocation = result.pop('invocation', None)
+    result, invocation = run_main(m.main, params, capsys, check)
     if invocation and 'login_password' in invocation['module_args'] and invocation['module_args']['login_password']:
         assert invocation['module_args']['login_password'] == NO_LOG_MASK
-    result['_raw'] = json.dumps(result)
     return result
 
 
