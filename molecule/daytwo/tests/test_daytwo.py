@@ -102,6 +102,14 @@ def inventory_without(*names, swap=False):
         children["postgres_master"]["hosts"], children["postgres_standby"]["hosts"] = (
             {STANDBY1: children["postgres_standby"]["hosts"].pop(STANDBY1)},
             dict(children["postgres_master"]["hosts"], **children["postgres_standby"]["hosts"]))
+    # molecule keeps the scenario's group_vars beside its inventory file: they travel with the copy
+    group_vars = os.path.join(os.path.dirname(inventory_file()), "group_vars")
+    for name in sorted(os.listdir(group_vars)) if os.path.isdir(group_vars) else []:
+        with open(os.path.join(group_vars, name), encoding="utf-8") as f:
+            values = yaml.safe_load(f) or {}
+        group = os.path.splitext(name)[0]
+        target = inv.setdefault("all", {}) if group == "all" else children.setdefault(group, {})
+        target.setdefault("vars", {}).update(values)
     path = os.path.join(WORK_DIR, f"inventory-{uuid.uuid4().hex[:8]}.yml")
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(inv, f)
