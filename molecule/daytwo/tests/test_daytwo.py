@@ -312,7 +312,11 @@ def test_a_removed_standby_loses_its_slot_and_line_but_hand_made_ones_stay(hand_
     names = slots(nodes[PRIMARY])
     assert "dt_standby2" not in names and "hand_made_slot" in names and "dt_standby1" in names, names
     hba = sh(nodes[PRIMARY], "cat %s", hand_made)
-    assert f"replication for {STANDBY2}" not in hba and HAND_LINE in hba and f"replication for {STANDBY1}" in hba
+    record = sh(nodes[PRIMARY], "cat %s", os.path.join(os.path.dirname(hand_made), "hotstandby-downstream.json"))
+    removal = run.output[run.output.find("Remove the pg_hba lines of removed standbys"):][:1500]
+    assert f"replication for {STANDBY2}" not in hba, (hba, record, removal)
+    assert HAND_LINE in hba and f"replication for {STANDBY1}" in hba, hba
+    assert STANDBY2 not in record, record
     assert psql(nodes[PRIMARY], "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL") == "0"
     again = site(inventories=inventory_without(STANDBY2))
     assert again.rc == 0 and again.counts(PRIMARY)["changed"] == 0, again.tail()
