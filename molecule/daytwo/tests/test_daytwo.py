@@ -289,7 +289,8 @@ def hand_made(nodes):
     primary = nodes[PRIMARY]
     c = cluster(primary)
     psql(primary, "SELECT pg_create_physical_replication_slot('hand_made_slot')")
-    sh(primary, "printf '%%s\\n' %s >> %s", HAND_LINE, os.path.join(c["conf_dir"], "pg_hba.conf"))
+    # as an operator would: echo >> (the file must end with a newline for that to be a line of its own)
+    sh(primary, "echo %s >> %s", HAND_LINE, os.path.join(c["conf_dir"], "pg_hba.conf"))
     return os.path.join(c["conf_dir"], "pg_hba.conf")
 
 
