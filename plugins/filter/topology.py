@@ -37,8 +37,8 @@ description:
     of its line of the other type. It fails when such a standby's address is unknown.
   - The filter C(hotstandby.postgresql.downstream_changes), applied to this filter's result with a host, the record
     that host keeps of the slots and pg_hba lines made on it for its downstream standbys, and the names of its
-    slots in use, returns the new record and the removed standbys whose slot and line go (C(drop)) or, still
-    streaming, stay (C(kept)). Slots and lines not in the record are never named.
+    slots in use, returns the new record and the removed standbys whose slot and line go (C(drop), each with the
+    C(hba_rules) that remove its line) or, still streaming, stay (C(kept)). Slots and lines not in the record are never named.
   - A host in both groups counts as the primary only (and is reported). Without exactly one primary,
     standbys that would stream from the primary get C(upstream) V(null) in RV(_value.hosts), but their tiers,
     slots and the checks that do not need the primary are still worked out.
@@ -531,6 +531,11 @@ def topology(groups, hostvars, primary_address='', synchronous_mode='async', syn
     }
 
 
+def _single_address(address):
+    """A pg_hba address that admits this one address only."""
+    return address + ('/128' if ':' in address else '/32')
+
+
 def hba_rules(topology_value, host, tls):
     """pg_hba rules (community.postgresql.postgresql_pg_hba 'rules') for the standbys streaming from host.
 
@@ -555,7 +560,7 @@ def hba_rules(topology_value, host, tls):
                 'The address of %s, which streams from %s, is unknown, so its pg_hba line cannot be written. Set '
                 'postgres_standby_address for %s, or gather its facts (it has no default IPv4 address).'
                 % (downstream, host, downstream))
-        source = address + ('/128' if ':' in address else '/32')
+        source = _single_address(address)
         rules.append({'contype': 'hostssl' if use_tls else 'host', 'address': source,
                       'comment': 'hotstandby.postgresql: replication for ' + downstream})
         rules.append({'contype': 'host' if use_tls else 'hostssl', 'address': source, 'state': 'absent'})
@@ -593,7 +598,13 @@ def downstream_changes(topology_value, host, record=None, active_slots=()):
             continue
         entry = previous[name] if isinstance(previous[name], Mapping) else {}
         item = {'host': name, 'slot': entry.get('slot'), 'address': entry.get('address')}
-        (kept if item['slot'] in active else drop).append(item)
+        if item['slot'] in active:
+            kept.append(item)
+        else:
+            # its pg_hba line goes whichever connection type it was written for
+            item['hba_rules'] = [{'contype': contype, 'address': _single_address(item['address']), 'state': 'absent'}
+                                 for contype in ('host', 'hostssl')] if item['address'] else []
+            drop.append(item)
     new_record = dict(current)
     for item in kept:
         new_record[item['host']] = {'slot': item['slot'], 'address': item['address']}

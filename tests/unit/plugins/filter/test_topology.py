@@ -531,7 +531,9 @@ def test_downstream_changes_drops_a_removed_standby_that_does_not_stream():
     record = {'downstream': {'pg1': {'slot': 'pg1', 'address': '10.0.1.1'},
                              'gone': {'slot': 'gone_slot', 'address': '10.0.9.9'}}}
     r = t.downstream_changes(_hba_topology(), 'pg0', record, ['pg1'])
-    assert r['drop'] == [{'host': 'gone', 'slot': 'gone_slot', 'address': '10.0.9.9'}]
+    assert r['drop'] == [{'host': 'gone', 'slot': 'gone_slot', 'address': '10.0.9.9', 'hba_rules': [
+        {'contype': 'host', 'address': '10.0.9.9/32', 'state': 'absent'},
+        {'contype': 'hostssl', 'address': '10.0.9.9/32', 'state': 'absent'}]}]
     assert r['kept'] == []
     assert 'gone' not in r['record']['downstream'] and 'pg2' in r['record']['downstream']
 
@@ -547,7 +549,9 @@ def test_downstream_changes_keeps_a_removed_standby_that_still_streams():
 def test_downstream_changes_a_standby_moved_to_another_upstream_goes_from_the_old_one():
     record = {'downstream': {'pg3': {'slot': 'pg3', 'address': '10.0.1.3'}}}
     r = t.downstream_changes(_hba_topology(), 'pg2', record, [])
-    assert r['drop'] == [{'host': 'pg3', 'slot': 'pg3', 'address': '10.0.1.3'}]
+    assert r['drop'] == [{'host': 'pg3', 'slot': 'pg3', 'address': '10.0.1.3', 'hba_rules': [
+        {'contype': 'host', 'address': '10.0.1.3/32', 'state': 'absent'},
+        {'contype': 'hostssl', 'address': '10.0.1.3/32', 'state': 'absent'}]}]
     assert r['record'] == {'downstream': {}}
 
 
