@@ -23,7 +23,7 @@ TLS = bool(PRIMARY) and bool(hostvar(PRIMARY[0], "postgres_tls", False))
 LAB_CA_KEY = "/etc/postgresql/hotstandby-lab-ca/ca.key"
 # the settings the collection's drop-in sets on every node (roles/postgres/vars/main.yml)
 MANAGED_SETTINGS = ("listen_addresses", "wal_level", "max_wal_senders", "max_replication_slots",
-                    "password_encryption", "hot_standby")
+                    "password_encryption", "hot_standby", "wal_log_hints")
 # the columns of pg_hba_file_rules from PostgreSQL 13 on (15 adds rule_number and file_name)
 HBA_COLUMNS = "line_number, type, database, user_name, address, netmask, auth_method, error"
 
@@ -197,6 +197,20 @@ def test_replication_password_stored_as_scram(primary):
     assert row == "t|t|SCRAM-SHA-256$", row
 
 
+def test_replication_role_can_run_pg_rewind(primary, standby):
+    """The grants a non-superuser pg_rewind needs, in the database it connects to, on every node."""
+    functions = ("pg_ls_dir(text, boolean, boolean)", "pg_stat_file(text, boolean)", "pg_read_binary_file(text)",
+                 "pg_read_binary_file(text, bigint, bigint, boolean)")
+    user = sql_literal(hostvar(name_of(primary), "postgres_replication_user", "replicator"))
+    for host in (primary, standby):
+        granted = psql(host, f"SELECT string_agg(has_function_privilege({user}, f, 'EXECUTE')::text, ',') "
+                             "FROM unnest(ARRAY[" + ", ".join(sql_literal("pg_catalog." + f) for f in functions)
+                       + "]) AS f", db="postgres")
+        assert granted == "true,true,true,true", (name_of(host), granted)
+        # and nothing more: still no superuser
+        assert psql(host, f"SELECT rolsuper FROM pg_roles WHERE rolname = {user}") == "f"
+
+
 def test_managed_dropin_has_header(primary, standby):
     for host, own in ((primary, ()), (standby, ("hot_standby_feedback",))):
         path = f"{cluster(host)['conf_dir']}/conf.d/50-hotstandby.conf"
@@ -212,6 +226,12 @@ def test_managed_dropin_has_header(primary, standby):
     assert psql(standby, "SHOW hot_standby_feedback") == "on"
     assert psql(primary, "SHOW wal_level") == "replica"
     assert psql(primary, "SHOW password_encryption") == "scram-sha-256"
+    # in force, not only written: the primary's control file (what pg_rewind checks) says so
+    for host in (primary, standby):
+        assert psql(host, "SHOW wal_log_hints") == "on", name_of(host)
+    info = cluster(primary)
+    controldata = primary.check_output(f"runuser -u postgres -- {info['bin']}/pg_controldata {info['data_dir']}")
+    assert re.search(r"^wal_log_hints setting:\s+on$", controldata, re.M), controldata
 
 
 def test_standby_connection_reads_password_from_private_passfile(standby):
