@@ -310,11 +310,59 @@ def column_names(columns):
     return [name for name, variants, sql_type in columns]
 
 
+# What a pg_rewind that logs in as a role that is not a superuser must execute on its source, in the database it
+# connects to (PostgreSQL's pg_rewind page), in the order the result lists them.
+REWIND_FUNCTIONS = (
+    'pg_catalog.pg_ls_dir(text, boolean, boolean)',
+    'pg_catalog.pg_stat_file(text, boolean)',
+    'pg_catalog.pg_read_binary_file(text)',
+    'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)',
+)
+
+# The role is looked up in pg_roles (readable by every role) and has_function_privilege() is given its OID, never
+# its name: the name form raises for a role that does not exist. For no role (u.oid IS NULL) the CASE answers
+# without calling it; all four are missing then.
+REWIND_COLUMNS = [
+    ('rewind_user_exists', _all('u.oid IS NOT NULL'), 'boolean'),
+    ('rewind_grants_missing', _all(
+        'ARRAY(SELECT f.signature FROM unnest(ARRAY[%s]::text[]) WITH ORDINALITY AS f(signature, n)\n'
+        "             WHERE CASE WHEN u.oid IS NULL THEN true\n"
+        "                        ELSE NOT pg_catalog.has_function_privilege(u.oid, f.signature, 'EXECUTE') END\n"
+        '             ORDER BY f.n)' % ', '.join("'%s'" % f for f in REWIND_FUNCTIONS)), 'text[]'),
+]
+
+# The name of the query parameter that carries the role name (psycopg2 pyformat: passed apart from the SQL text).
+REWIND_PARAM = 'rewind_user'
+
+
+def rewind_query(rewind_user):
+    """The query of the pg_rewind grants of a role: (name, columns, sql, params), the same on every supported version.
+
+    The role name is a query parameter (params), never part of the SQL text; one row of REWIND_COLUMNS.
+    """
+    if not isinstance(rewind_user, str) or not rewind_user:
+        raise ValueError('not a role name: %r' % (rewind_user,))
+    sql = ('SELECT %s\nFROM (SELECT %%(%s)s::text AS rolname) AS given\n'
+           'LEFT JOIN pg_catalog.pg_roles AS u ON u.rolname = given.rolname'
+           % (select_list(REWIND_COLUMNS, MIN_VERSION_NUM), REWIND_PARAM))
+    return 'rewind', REWIND_COLUMNS, sql, {REWIND_PARAM: rewind_user}
+
+
 # -- the result ----------------------------------------------------------------
 
-def shape(server, rows):
+def rewind_result(rewind_user=None, row=None):
+    """rewind_user, rewind_user_exists and rewind_grants_missing: from the row of rewind_query(), all None without."""
+    if rewind_user is None or row is None:
+        return dict(rewind_user=None, rewind_user_exists=None, rewind_grants_missing=None)
+    exists = bool(row.get('rewind_user_exists'))
+    missing = list(row.get('rewind_grants_missing') or []) if exists else list(REWIND_FUNCTIONS)
+    return dict(rewind_user=rewind_user, rewind_user_exists=exists, rewind_grants_missing=missing)
+
+
+def shape(server, rows, rewind_user=None):
     """The result of pg_replication_info from the server row and the rows of queries() (name -> list of dicts).
 
+    rows['rewind'] is the row of rewind_query(rewind_user) when rewind_user is given.
     Every key is present on every node; what does not apply to the node's role is None.
     """
     in_recovery = bool(server['in_recovery'])
@@ -362,6 +410,7 @@ def shape(server, rows):
         max_replication_slots=server['max_replication_slots'],
     )
     result.update(standby)
+    result.update(rewind_result(rewind_user, (rows.get('rewind') or [None])[0] if rewind_user is not None else None))
     return result
 
 
@@ -373,6 +422,7 @@ def offline_result(connection_error):
         'synchronous_standby_names', 'synchronous_commit', 'wal_log_hints', 'data_checksums', 'max_wal_senders',
         'max_replication_slots'))
     result.update(dict((name, None) for name in column_names(STANDBY_COLUMNS)))
+    result.update(rewind_result())
     result.update(replication=[], slots=[], basebackup_progress=[], connected=False,
                   connection_error=connection_error)
     return result

@@ -39,6 +39,27 @@ options:
         directory says (V(standby) with C(standby.signal), else V(primary); V(null) without a cluster).
       - Without it, or while a server runs in it, a failed connection fails the module.
     type: path
+  rewind_user:
+    description:
+      - A role to check as the login role of a C(pg_rewind) against this node. The result then names it
+        (RV(rewind_user)), says whether it exists (RV(rewind_user_exists)) and lists which of the functions a
+        C(pg_rewind) that logs in as a role that is not a superuser needs (PostgreSQL's pg_rewind page) it may not
+        execute in the database the module connects to, O(login_db) (RV(rewind_grants_missing)). These are
+        pg_catalog.pg_ls_dir(text, boolean, boolean), pg_catalog.pg_stat_file(text, boolean),
+        pg_catalog.pg_read_binary_file(text) and pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean).
+        Grants are per database, so check the one C(pg_rewind) connects to - V(postgres) for the roles and
+        playbooks of this collection, the default of O(login_db).
+      - Read in the same read-only transaction as the rest, by one query with C(has_function_privilege), which is
+        V(true) for a superuser (none missing then) and counts the privileges of the roles it is a member of, as
+        C(pg_rewind) does. The name goes to the server as a query parameter, never into the SQL text, and is
+        compared as it is spelled (case-sensitive, without quotes).
+      - A role that does not exist is no failure. All four functions are missing then, and RV(rewind_user_exists)
+        is V(false).
+      - The roles of C(site.yml) use it to skip the grant to the replication role when nothing is missing, and
+        the switchover preflight refuses a role with missing grants.
+      - Without it, RV(rewind_user), RV(rewind_user_exists) and RV(rewind_grants_missing) are V(null). It must not
+        be empty.
+    type: str
 author:
   - Hotstandby PostgreSQL maintainers (@hotstandby)
 extends_documentation_fragment:
@@ -517,6 +538,37 @@ max_replication_slots:
   returned: always
   type: int
   sample: 10
+rewind_user:
+  description:
+    - O(rewind_user), the role whose grants RV(rewind_grants_missing) lists; V(null) without O(rewind_user), and
+      when the server did not answer (RV(connected) V(false)), as RV(rewind_user_exists) and
+      RV(rewind_grants_missing) are then.
+  returned: always
+  type: str
+  sample: replicator
+rewind_user_exists:
+  description:
+    - Whether the role O(rewind_user) exists (C(pg_roles)). V(null) when RV(rewind_user) is.
+  returned: always
+  type: bool
+  sample: true
+rewind_grants_missing:
+  description:
+    - The functions, among the four a C(pg_rewind) that logs in as a role that is not a superuser needs, that
+      O(rewind_user) may not execute in the database the module connected to (O(login_db)), after
+      C(has_function_privilege); in this order, as the signatures a C(GRANT EXECUTE ON FUNCTION) takes -
+      V(pg_catalog.pg_ls_dir(text, boolean, boolean\)), V(pg_catalog.pg_stat_file(text, boolean\)),
+      V(pg_catalog.pg_read_binary_file(text\)), V(pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean\)).
+    - Empty when the role may run C(pg_rewind) against this node (always for a superuser); all four when the role
+      does not exist (RV(rewind_user_exists) V(false)). V(null) when RV(rewind_user) is.
+    - The roles of C(site.yml) skip the grant when it is empty; the switchover preflight refuses a role for which
+      it is not.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - pg_catalog.pg_stat_file(text, boolean)
+    - pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)
 msg:
   description: One line for a person, such as V(primary, PostgreSQL 15.18, timeline 1, 2 WAL senders, 2 slots).
   returned: always
@@ -532,7 +584,8 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import (
     postmaster_pid, read_pg_version, read_system_identifier, user_data_found)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.replication import (
-    MIN_VERSION_NUM, SERVER_COLUMNS, column_names, offline_result, queries, row_dict, server_sql, shape)
+    MIN_VERSION_NUM, REWIND_FUNCTIONS, SERVER_COLUMNS, column_names, offline_result, queries, rewind_query, row_dict,
+    server_sql, shape)
 
 PSYCOPG2_IMPORT_ERROR = None
 try:
@@ -550,6 +603,7 @@ ARGUMENT_SPEC = dict(
     login_db=dict(type='str', default='postgres', aliases=['db']),
     connect_params=dict(type='dict', default={}),
     data_dir=dict(type='path'),
+    rewind_user=dict(type='str'),
 )
 
 APPLICATION_NAME = 'hotstandby.postgresql.pg_replication_info'
@@ -613,8 +667,12 @@ class ReplicationInfo(object):
             self.where, p['login_port'], who, err, hint)
 
     @staticmethod
-    def fetch(cursor, sql, names):
-        cursor.execute(sql)
+    def fetch(cursor, sql, names, params=None):
+        """The rows of sql as dicts; params (a dict) are passed to the server apart from the SQL text, when given."""
+        if params is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(sql, params)
         got = [d[0] for d in cursor.description]
         if got != names:  # a programming error, never a server difference: each query names its columns
             raise Failure('unexpected columns %s (expected %s) from: %s' % (got, names, sql))
@@ -638,6 +696,11 @@ class ReplicationInfo(object):
                 for name, columns, sql in queries(version, server['in_recovery']):
                     step = 'reading %s' % name
                     rows[name] = self.fetch(cursor, sql, column_names(columns))
+                rewind_user = self.p['rewind_user']
+                if rewind_user is not None:
+                    name, columns, sql, params = rewind_query(rewind_user)
+                    step = 'reading the pg_rewind grants of role "%s"' % rewind_user
+                    rows[name] = self.fetch(cursor, sql, column_names(columns), params)
             except psycopg2.Error as e:
                 raise Failure('%s failed on PostgreSQL on %s, port %s: %s. The login role needs to be a superuser or '
                               'a member of pg_monitor; if the server was promoted or demoted just now, run again.'
@@ -647,7 +710,7 @@ class ReplicationInfo(object):
                                  'pg_read_all_stats): the states, LSNs and lags of the WAL senders and the WAL '
                                  'receiver read as null. GRANT pg_monitor TO %s, or log in as postgres.'
                                  % (self.p['login_user'], self.p['login_user']))
-            return shape(server, rows)
+            return shape(server, rows, self.p['rewind_user'])
         finally:
             try:
                 conn.rollback()  # nothing was written; this only ends the transaction
@@ -670,6 +733,14 @@ def summary(info):
     parts.append('%d slot%s' % (len(info['slots']), '' if len(info['slots']) == 1 else 's'))
     if info['basebackup_progress']:
         parts.append('%d base backup(s) running' % len(info['basebackup_progress']))
+    if info.get('rewind_user') is not None:
+        if not info['rewind_user_exists']:
+            parts.append('no role %s for pg_rewind' % info['rewind_user'])
+        elif info['rewind_grants_missing']:
+            parts.append('role %s lacks %d of the %d pg_rewind grants' % (
+                info['rewind_user'], len(info['rewind_grants_missing']), len(REWIND_FUNCTIONS)))
+        else:
+            parts.append('role %s may run pg_rewind' % info['rewind_user'])
     return ', '.join(parts)
 
 
@@ -704,6 +775,8 @@ def listening_port(path):
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if module.params['rewind_user'] == '':
+        module.fail_json(msg='rewind_user must name a role (it is empty); leave it out to check no role')
     folder = data_directory(module.params['data_dir'])
     if folder and folder.get('port'):
         module.params['login_port'] = folder['port']

@@ -292,3 +292,84 @@ def test_shape_standby_not_streaming_uses_checkpoint_timeline():
     rows['wal_receiver'] = []
     result = r.shape(dict(SERVER, in_recovery=True), rows)
     assert result['wal_receiver'] is None and result['timeline_source'] == 'checkpoint'
+
+
+# -- the pg_rewind grants of a role --------------------------------------------------------------------------------
+
+REWIND_FUNCTIONS = ['pg_catalog.pg_ls_dir(text, boolean, boolean)', 'pg_catalog.pg_stat_file(text, boolean)',
+                    'pg_catalog.pg_read_binary_file(text)',
+                    'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)']
+
+
+def test_rewind_functions_are_those_of_the_pg_rewind_page():
+    assert list(r.REWIND_FUNCTIONS) == REWIND_FUNCTIONS
+
+
+def test_rewind_query():
+    name, columns, sql, params = r.rewind_query("we'ird")
+    assert name == 'rewind' and columns is r.REWIND_COLUMNS
+    assert params == {'rewind_user': "we'ird"} and r.REWIND_PARAM == 'rewind_user'
+    assert "we'ird" not in sql and 'weird' not in sql
+    # the name reaches the server only as the one pyformat parameter; no other % for psycopg2 to misread
+    assert sql.count('%(rewind_user)s') == 1 and sql.replace('%(rewind_user)s', '').count('%') == 0
+    assert sql.startswith('SELECT ') and ';' not in sql
+    aliases = re.findall(r' AS (\w+)(?:,\n|$)', sql.split('\nFROM ', maxsplit=1)[0])
+    assert aliases == r.column_names(r.REWIND_COLUMNS) == ['rewind_user_exists', 'rewind_grants_missing']
+    # the role is looked up first; has_function_privilege() gets its OID and is not called without a role
+    assert 'LEFT JOIN pg_catalog.pg_roles AS u ON u.rolname = given.rolname' in sql
+    assert "CASE WHEN u.oid IS NULL THEN true" in sql
+    assert "NOT pg_catalog.has_function_privilege(u.oid, f.signature, 'EXECUTE')" in sql
+    assert 'WITH ORDINALITY' in sql and 'ORDER BY f.n' in sql
+    for function in REWIND_FUNCTIONS:
+        assert "'%s'" % function in sql
+    assert not re.search(r'\b(INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|GRANT|REVOKE)\b', sql, re.I), sql
+
+
+def test_rewind_query_is_version_independent():
+    sql = r.rewind_query('replicator')[2]
+    assert 'NULL::' not in sql
+    for version in VERSIONS:
+        assert r.available(r.REWIND_COLUMNS, version) == r.column_names(r.REWIND_COLUMNS)
+    assert r.rewind_query('other')[2] == sql
+
+
+@pytest.mark.parametrize('bad', [None, '', 5, b'replicator'])
+def test_rewind_query_needs_a_role_name(bad):
+    with pytest.raises(ValueError):
+        r.rewind_query(bad)
+
+
+def test_rewind_result():
+    assert r.rewind_result() == dict(rewind_user=None, rewind_user_exists=None, rewind_grants_missing=None)
+    assert r.rewind_result('replicator') == r.rewind_result()  # not read (no row): nothing is known
+    got = r.rewind_result('replicator', dict(rewind_user_exists=True, rewind_grants_missing=REWIND_FUNCTIONS[1:2]))
+    assert got == dict(rewind_user='replicator', rewind_user_exists=True,
+                       rewind_grants_missing=['pg_catalog.pg_stat_file(text, boolean)'])
+    got = r.rewind_result('postgres', dict(rewind_user_exists=True, rewind_grants_missing=[]))
+    assert got['rewind_grants_missing'] == []
+    # no role: all four missing, whatever the array holds
+    got = r.rewind_result('x', dict(rewind_user_exists=False, rewind_grants_missing=None))
+    assert got == dict(rewind_user='x', rewind_user_exists=False, rewind_grants_missing=REWIND_FUNCTIONS)
+
+
+def test_shape_with_and_without_rewind_user():
+    rows = dict(positions=[dict(current_wal_lsn='0/5000000', current_wal_file='000000030000000000000005')])
+    result = r.shape(SERVER, rows)
+    assert result['rewind_user'] is None and result['rewind_user_exists'] is None
+    assert result['rewind_grants_missing'] is None
+    rows['rewind'] = [dict(rewind_user_exists=True, rewind_grants_missing=REWIND_FUNCTIONS[2:])]
+    result = r.shape(SERVER, rows, 'replicator')
+    assert result['rewind_user'] == 'replicator' and result['rewind_user_exists'] is True
+    assert result['rewind_grants_missing'] == REWIND_FUNCTIONS[2:]
+    assert r.shape(SERVER, rows)['rewind_user'] is None  # a row without the option is not used
+    standby = r.shape(dict(SERVER, in_recovery=True), dict(standby_rows(), rewind=[
+        dict(rewind_user_exists=False, rewind_grants_missing=REWIND_FUNCTIONS)]), 'nobody')
+    assert standby['rewind_user_exists'] is False and standby['rewind_grants_missing'] == REWIND_FUNCTIONS
+
+
+def test_offline_result_has_the_rewind_keys():
+    result = r.offline_result('connection refused')
+    assert result['rewind_user'] is None and result['rewind_user_exists'] is None
+    assert result['rewind_grants_missing'] is None
+    rows = dict(positions=[dict(current_wal_lsn='0/5000000', current_wal_file='000000030000000000000005')])
+    assert set(result) - {'connected', 'connection_error'} == set(r.shape(SERVER, rows))

@@ -54,6 +54,9 @@ class FakeServer(object):
         self.sessions = []
         self.executed = []
         self.rolled_back = self.closed = self.committed = False
+        self.params = []  # (sql, params) of each query given parameters
+        # the roles of the connected database: name -> 'superuser', or the rewind functions granted to it
+        self.roles = {'postgres': 'superuser', 'replicator': set()}
         self.server = dict(
             in_recovery=in_recovery, server_version_num=version,
             server_version='%d.%d (Debian)' % (version // 10000, version % 100),
@@ -72,8 +75,11 @@ class FakeServer(object):
         return FakeConnection(self)
 
     # answering
-    def answer(self, sql):
+    def answer(self, sql, params=None):
         self.executed.append(sql)
+        if params is not None:
+            self.params.append((sql, params))
+            return self.answer_rewind(sql, params)
         if sql == 'SET TRANSACTION READ ONLY':
             return None, []
         if sql == r.server_sql():
@@ -102,6 +108,23 @@ class FakeServer(object):
             assert not unknown, 'the test gives columns %s that %s does not select' % (unknown, name)
             result.append(tuple(row.get(n) for n in names))
         return names, result
+
+    def answer_rewind(self, sql, params):
+        """The grants query: like the server, it looks the role up by the name given as a parameter."""
+        user = params[r.REWIND_PARAM]
+        assert sql == r.rewind_query(user)[2], 'unexpected SQL with parameters: %s' % sql
+        assert '%%(%s)s' % r.REWIND_PARAM in sql  # psycopg2 puts the quoted name there, not the module
+        if self.fail_on == 'rewind':
+            raise FakeError('permission denied for view pg_roles')
+        names = r.column_names(r.REWIND_COLUMNS)
+        role = self.roles.get(user)
+        if role is None:
+            row = (False, list(r.REWIND_FUNCTIONS))  # the CASE: no has_function_privilege() for no role
+        elif role == 'superuser':
+            row = (True, [])  # has_function_privilege() is true for a superuser
+        else:
+            row = (True, [f for f in r.REWIND_FUNCTIONS if f not in role])
+        return names, [row]
 
 
 class FakeConnection(object):
@@ -133,8 +156,7 @@ class FakeCursor(object):
         self._rows = []
 
     def execute(self, sql, params=None):
-        assert params is None
-        names, self._rows = self.server.answer(sql)
+        names, self._rows = self.server.answer(sql, params)
         self.description = [(n, None, None, None, None, None, None) for n in names] if names else None
 
     def fetchall(self):
@@ -198,7 +220,7 @@ RETURN_KEYS = {
     'replay_lsn', 'replay_lag_bytes', 'replay_paused', 'replay_pause_state', 'last_xact_replay_timestamp',
     'primary_conninfo', 'primary_slot_name', 'slots', 'basebackup_progress', 'synchronous_standby_names',
     'synchronous_commit', 'wal_log_hints', 'data_checksums', 'max_wal_senders', 'max_replication_slots', 'msg',
-    'connected', 'connection_error', 'data_directory'}
+    'connected', 'connection_error', 'data_directory', 'rewind_user', 'rewind_user_exists', 'rewind_grants_missing'}
 
 
 def test_return_documents_every_key():
@@ -397,8 +419,8 @@ def test_missing_psycopg2(monkeypatch, capsys):
 
 
 def test_no_write_statement_in_any_query():
-    statements = [r.server_sql()] + [sql for version in (130000, 180000) for rec in (False, True)
-                                     for name, columns, sql in r.queries(version, rec)]
+    statements = [r.server_sql(), r.rewind_query('replicator')[2]] + [
+        sql for version in (130000, 180000) for rec in (False, True) for name, columns, sql in r.queries(version, rec)]
     for sql in statements:
         assert not re.search(r'\b(INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|TRUNCATE|COPY|GRANT|pg_terminate|'
                              r'pg_cancel|pg_switch_wal|pg_promote|pg_create|pg_drop|pg_wal_replay_resume|'
@@ -462,3 +484,143 @@ def test_data_dir_without_psycopg2_reports_the_directory(server, capsys, tmp_pat
     monkeypatch.setattr(m, 'psycopg2', None)
     result = run_module(capsys, data_dir=str(tmp_path / 'none'))
     assert not result.get('failed') and result['connected'] is False and 'psycopg2' in result['connection_error']
+
+
+# ---------------------------------------------------------------------------
+# rewind_user: the grants a non-superuser pg_rewind needs
+# ---------------------------------------------------------------------------
+
+HALF = {'pg_catalog.pg_ls_dir(text, boolean, boolean)', 'pg_catalog.pg_read_binary_file(text)'}
+
+
+def test_rewind_keys_are_null_without_rewind_user(server, capsys):
+    result = run_module(capsys)
+    assert result['rewind_user'] is None and result['rewind_user_exists'] is None
+    assert result['rewind_grants_missing'] is None
+    assert server.params == [] and not any('has_function_privilege' in sql for sql in server.executed)
+    assert 'pg_rewind' not in result['msg']
+
+
+@pytest.mark.parametrize('version', [130000, 140000, 150000, 160000, 170000, 180000])
+@pytest.mark.parametrize('in_recovery', [False, True])
+def test_rewind_grants_partly_missing_every_version_and_role(server, capsys, version, in_recovery):
+    if in_recovery:
+        make_standby(server, version)
+    else:
+        server.version = server.server['server_version_num'] = version
+    server.roles['replicator'] = set(HALF)
+    result = run_module(capsys, rewind_user='replicator')
+    assert not result.get('failed'), result
+    assert result['rewind_user'] == 'replicator' and result['rewind_user_exists'] is True
+    assert result['rewind_grants_missing'] == ['pg_catalog.pg_stat_file(text, boolean)',
+                                               'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)']
+    assert 'role replicator lacks 2 of the 4 pg_rewind grants' in result['msg']
+    assert set(result) - {'_raw', 'changed', 'warnings'} == RETURN_KEYS
+
+
+def test_rewind_grants_all_missing_in_the_order_of_the_docs(server, capsys):
+    result = run_module(capsys, rewind_user='replicator')
+    assert result['rewind_user_exists'] is True
+    assert result['rewind_grants_missing'] == [
+        'pg_catalog.pg_ls_dir(text, boolean, boolean)', 'pg_catalog.pg_stat_file(text, boolean)',
+        'pg_catalog.pg_read_binary_file(text)', 'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)']
+
+
+def test_rewind_grants_none_missing(server, capsys):
+    server.roles['replicator'] = set(r.REWIND_FUNCTIONS)
+    result = run_module(capsys, rewind_user='replicator')
+    assert result['rewind_user_exists'] is True and result['rewind_grants_missing'] == []
+    assert result['msg'].endswith(', role replicator may run pg_rewind')
+
+
+def test_rewind_superuser_misses_nothing(server, capsys):
+    result = run_module(capsys, rewind_user='postgres')
+    assert result['rewind_user'] == 'postgres' and result['rewind_user_exists'] is True
+    assert result['rewind_grants_missing'] == []
+
+
+def test_rewind_unknown_role_misses_all_four(server, capsys):
+    result = run_module(capsys, rewind_user='rewinder')
+    assert not result.get('failed'), result
+    assert result['rewind_user'] == 'rewinder' and result['rewind_user_exists'] is False
+    assert result['rewind_grants_missing'] == list(r.REWIND_FUNCTIONS)
+    assert 'no role rewinder for pg_rewind' in result['msg']
+
+
+@pytest.mark.parametrize('name', ["we'ird\"x", "x'); GRANT pg_write_server_files TO x; --", 'Replicator', '%s %(x)s'])
+def test_rewind_user_is_a_query_parameter_never_sql_text(server, capsys, name):
+    server.roles[name] = set(HALF)
+    result = run_module(capsys, rewind_user=name)
+    assert result['rewind_user'] == name and result['rewind_user_exists'] is True
+    assert len(result['rewind_grants_missing']) == 2
+    assert len(server.params) == 1
+    sql, params = server.params[0]
+    assert params == {r.REWIND_PARAM: name}
+    for executed in server.executed:
+        assert name not in executed
+
+
+def test_rewind_in_the_same_read_only_transaction(server, capsys):
+    make_standby(server)
+    run_module(capsys, rewind_user='replicator')
+    assert len(server.connects) == 1 and server.sessions == [dict(readonly=True, autocommit=False)]
+    assert server.executed[0] == 'SET TRANSACTION READ ONLY'
+    assert len([sql for sql in server.executed if 'has_function_privilege' in sql]) == 1
+    assert all(sql.startswith('SELECT ') for sql in server.executed[1:])
+    assert server.rolled_back and server.closed and not server.committed
+
+
+def test_rewind_check_mode_is_the_same_read(server, capsys):
+    normal = run_module(capsys, rewind_user='replicator')
+    executed = list(server.executed)
+    server.executed[:] = []
+    checked = run_module(capsys, check=True, rewind_user='replicator')
+    assert server.executed == executed
+    normal.pop('_raw')
+    checked.pop('_raw')
+    assert checked == normal
+
+
+def test_rewind_query_failure_names_the_step(server, capsys):
+    server.fail_on = 'rewind'
+    result = run_module(capsys, rewind_user='replicator')
+    assert result['failed'] is True
+    assert 'reading the pg_rewind grants of role "replicator" failed' in result['msg']
+    assert server.rolled_back and server.closed
+
+
+def test_rewind_user_empty_fails_before_connecting(server, capsys):
+    result = run_module(capsys, rewind_user='')
+    assert result['failed'] is True and 'rewind_user must name a role' in result['msg']
+    assert server.connects == []
+
+
+def test_rewind_keys_null_when_no_server_answers(server, capsys, tmp_path):
+    path = str(tmp_path / 'main')
+    write_cluster(path, standby=True)
+    server.connect_error = 'connection refused'
+    result = run_module(capsys, data_dir=path, rewind_user='replicator')
+    assert not result.get('failed'), result
+    assert result['connected'] is False
+    assert result['rewind_user'] is None and result['rewind_user_exists'] is None
+    assert result['rewind_grants_missing'] is None
+    assert set(result) - {'_raw', 'changed', 'warnings'} == RETURN_KEYS
+
+
+def test_rewind_user_documented():
+    import yaml
+    doc = yaml.safe_load(m.DOCUMENTATION)
+    option = doc['options']['rewind_user']
+    assert option['type'] == 'str' and 'default' not in option and not option.get('required')
+    assert m.ARGUMENT_SPEC['rewind_user'] == dict(type='str')
+    text = ' '.join(option['description'])
+    for function in r.REWIND_FUNCTIONS:
+        assert function in text
+    assert 'site.yml' in text and 'switchover preflight' in text
+    ret = yaml.safe_load(m.RETURN)
+    assert ret['rewind_grants_missing']['type'] == 'list' and ret['rewind_grants_missing']['elements'] == 'str'
+    assert ret['rewind_user_exists']['type'] == 'bool' and ret['rewind_user']['type'] == 'str'
+    missing_doc = ' '.join(ret['rewind_grants_missing']['description'])
+    for function in r.REWIND_FUNCTIONS:  # a ) inside V() is escaped
+        assert 'V(%s)' % function.replace(')', '\\)') in missing_doc
+    assert set(ret['rewind_grants_missing']['sample']) <= set(r.REWIND_FUNCTIONS)
