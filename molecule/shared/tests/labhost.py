@@ -65,10 +65,10 @@ def node(name):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory_file()}")
 
 
-def replication_info(name, port=5432):
+def replication_info(name, port=5432, extra=""):
     """hotstandby.postgresql.pg_replication_info's result on a host of the inventory (as the OS user postgres)."""
     return node(name).ansible("hotstandby.postgresql.pg_replication_info",
-                              f"login_unix_socket=/var/run/postgresql login_port={port}",
+                              f"login_unix_socket=/var/run/postgresql login_port={port} {extra}".rstrip(),
                               check=False, become=True, become_user="postgres")
 
 

@@ -209,6 +209,11 @@ def test_replication_role_can_run_pg_rewind(primary, standby):
         assert granted == "true,true,true,true", (name_of(host), granted)
         # and nothing more: still no superuser
         assert psql(host, f"SELECT rolsuper FROM pg_roles WHERE rolname = {user}") == "f"
+    # pg_replication_info's rewind_user check (what site.yml and a switchover read) agrees
+    info = replication_info(name_of(standby), extra="rewind_user=" + user.strip("'"))
+    assert (info["rewind_user_exists"], info["rewind_grants_missing"]) == (True, []), info
+    info = replication_info(name_of(primary), extra="rewind_user=hotstandby_no_such_role")
+    assert info["rewind_user_exists"] is False and len(info["rewind_grants_missing"]) == 4, info
 
 
 def test_managed_dropin_has_header(primary, standby):
