@@ -26,6 +26,12 @@ SLOT_RE = re.compile(r'^[a-z0-9_]{1,63}$')
 # what the preflight asks the upstream over a replication connection (read-only)
 PREFLIGHT_COMMANDS = ['IDENTIFY_SYSTEM', 'SHOW wal_level', 'SHOW server_version_num', 'SHOW max_wal_senders',
                       'SHOW max_replication_slots']
+# the lines of pg_basebackup --progress without --verbose (in the C locale): "waiting for checkpoint", then at
+# most one a second like "123456/1048576 kB (11%), 0/1 tablespace" (the done figure padded to the width of the
+# total; "tablespaces" for more than one)
+CHECKPOINT_LINE = 'waiting for checkpoint'
+PROGRESS_RE = re.compile(r'^\s*(?P<done>\d+)/(?P<total>\d+) kB \((?P<percent>\d+)%\), '
+                         r'(?P<spc_done>\d+)/(?P<spc_total>\d+) tablespaces?(?:\s.*)?$')
 
 
 def installed_versions():
@@ -176,15 +182,33 @@ def missing_slot_advice(slot):
             'with SELECT pg_create_physical_replication_slot(\'%s\', true)' % slot)
 
 
-def basebackup_args(bin_dir, target, conninfo, wal_method, checkpoint, max_rate=None, slot=None):
-    """The pg_basebackup command line (the password never is on it: it comes from PGPASSWORD)."""
+def basebackup_args(bin_dir, target, conninfo, wal_method, checkpoint, max_rate=None, slot=None, progress=False):
+    """The pg_basebackup command line (the password never is on it: it comes from PGPASSWORD).
+
+    progress adds --progress: pg_basebackup then writes PROGRESS_RE lines (and "waiting for checkpoint" first) to
+    its stderr, at most one a second, each ending with a line feed when stderr is not a terminal.
+    """
     args = [os.path.join(bin_dir, 'pg_basebackup'), '-D', target, '-d', conninfo, '-X', wal_method,
             '-c', checkpoint, '--no-password']
     if max_rate:
         args += ['-r', max_rate]
     if slot:
         args += ['-S', slot]
+    if progress:
+        args.append('--progress')
     return args
+
+
+def is_progress_line(line):
+    """Whether line (without its line end) is one that pg_basebackup --progress writes (not a message)."""
+    line = line.strip()
+    return line == CHECKPOINT_LINE or bool(PROGRESS_RE.match(line))
+
+
+def strip_progress(err):
+    """The stderr text of a pg_basebackup --progress run without its progress lines: its messages only, as a run
+    without --progress would have written them (a terminal's carriage returns count as line ends too)."""
+    return ''.join(ln for ln in err.splitlines(True) if not is_progress_line(ln))
 
 
 def verify_backup(run, bin_dir, target, enabled=True):

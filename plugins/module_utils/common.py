@@ -12,9 +12,10 @@ __metaclass__ = type
 import os
 import pwd
 import signal
+import subprocess
 import tempfile
 
-from ansible.module_utils.common.text.converters import to_bytes
+from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 # the environment of every PostgreSQL program the modules run: messages in English, parseable output
 C_ENV = {'LC_ALL': 'C', 'LC_MESSAGES': 'C', 'LANG': 'C', 'LANGUAGE': 'C'}
@@ -54,6 +55,33 @@ def run_as(module, prefix, args, password=None):
     """
     env = dict(C_ENV, PGPASSWORD=password) if password is not None else dict(C_ENV)
     return module.run_command(list(prefix) + list(args), environ_update=env, cwd='/')
+
+
+def run_as_to_file(module, prefix, args, path, password=None):
+    """Run a program like run_as, but with its stdout and stderr going to a new file path (mode 0600, owned by
+    the module's user: created exclusively, never through a symbolic link). Returns (rc, '', the text of path).
+
+    The output goes to the file as the program writes it, so that someone else can read it meanwhile (e.g. the
+    progress of a long run). No pipe is used: a child that outlives the program (pg_basebackup's WAL streaming
+    process) cannot keep the call waiting. rc is negative when a signal killed the program, as with run_command.
+    """
+    env = dict(os.environ)
+    env.update(C_ENV)
+    if password is not None:
+        env['PGPASSWORD'] = password
+    cmd = list(prefix) + list(args)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env, cwd='/',
+                                    close_fds=True)
+        except OSError as e:
+            return 127, '', 'could not run %s: %s' % (cmd[0], to_native(e))
+        rc = proc.wait()
+    finally:
+        os.close(fd)
+    with open(path, 'rb') as f:
+        return rc, '', to_native(f.read(), errors='surrogate_or_replace')
 
 
 def killing_signal(rc):

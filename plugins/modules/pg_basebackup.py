@@ -30,6 +30,13 @@ description:
     (C(<parent>/.<basename>.hotstandby-staging/data)), optionally verified with C(pg_verifybackup), given its
     standby settings, and only then renamed into place. An interrupted run never leaves a half-copied O(data_dir);
     the next run removes the leftover staging directory (marked by a C(HOTSTANDBY_STAGING) file) and starts over.
+  - C(pg_basebackup) runs with C(--progress); its output - a progress line a second with the kB copied, the
+    estimated total and the percentage, and its messages - goes to C(progress.log) in the staging directory (also
+    for a clone in place into a mount point), a file of the user the module runs as, mode C(0600). It goes away
+    with the staging directory, when the clone is in place or has failed. M(hotstandby.postgresql.pg_basebackup_wait)
+    reads it to show the progress of a clone that runs in the background (C(async)). An error message of the module
+    quotes C(pg_basebackup)'s messages without the progress lines. With C(--progress) the upstream first adds up
+    the size of its files, so that C(pg_stat_progress_basebackup) on it has C(backup_total) too.
   - A V(pristine) directory is renamed aside to C(<data_dir>.moved-<UTC timestamp>) and replaced.
     A V(foreign) directory is only renamed aside with O(existing_data=move_aside), otherwise the module fails.
     The module never deletes anything but its own staging directory and lock file and a consumed O(reclone_marker).
@@ -39,7 +46,8 @@ description:
     it is held), it creates none.
   - The password reaches C(psql) and C(pg_basebackup) only in their environment (C(PGPASSWORD), kept by C(runuser)),
     never on a command line, in a temporary file, in C(postgresql.auto.conf), in the result or in the diff.
-  - There is no internal timeout; a clone of a large cluster may run for hours, use C(async) for that.
+  - There is no internal timeout; a clone of a large cluster may run for hours, use C(async) for that, and
+    M(hotstandby.postgresql.pg_basebackup_wait) to wait for it while showing its progress.
   - Supports PostgreSQL 13 and newer, with the Debian/Ubuntu layout of binaries unless O(bin_dir) is given.
 author:
   - Hotstandby PostgreSQL maintainers (@hotstandby)
@@ -180,6 +188,7 @@ seealso:
     description: Setting up a standby server.
     link: https://www.postgresql.org/docs/current/warm-standby.html
   - module: community.postgresql.postgresql_slot
+  - module: hotstandby.postgresql.pg_basebackup_wait
 '''
 
 EXAMPLES = r'''
@@ -213,7 +222,15 @@ EXAMPLES = r'''
     sslmode: verify-full
     sslrootcert: /etc/postgresql-common/root.crt
   async: 86400
-  poll: 30
+  poll: 0
+  register: basebackup_job
+
+- name: Wait for the clone, printing its progress every 10 seconds
+  hotstandby.postgresql.pg_basebackup_wait:
+    jid: "{{ basebackup_job.ansible_job_id }}"
+    progress_file: /var/lib/postgresql/15/.main.hotstandby-staging/progress.log
+    upstream: 10.0.0.11
+    timeout: 86400
   register: basebackup
 
 - name: Reload after changed settings
@@ -358,8 +375,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.basebackup import (
     basebackup_args, check_upstream, discard_clone, explain_basebackup_error, find_bin_dir, find_psql,
-    missing_slot_advice, read_upstream, slot_exists, verify_backup)
-from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import ModuleFailure, chown, fsync_dir
+    missing_slot_advice, read_upstream, slot_exists, strip_progress, verify_backup)
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import (
+    ModuleFailure, chown, fsync_dir, run_as_to_file)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import (
     STAGING_SUFFIX, classify_data_dir, create_staging, dir_size, leftover_staging, move_aside, postmaster_pid,
     reclone_marker_found, remove_file, service_hint, sibling_path, utc_stamp)
@@ -391,6 +409,8 @@ RESULT = dict(changed=False, case=None, action='none', moved_to=None, cleaned_st
               staging_dir=None, verified=False, verify_note='', settings_changed=False, passfile_changed=False,
               passfile=None, primary_conninfo=None, running=False, reclone_marker_found=False, msg='')
 MOVED_CASES = ('pristine', 'foreign', 'standby')
+# pg_basebackup's output (its --progress lines and its messages), in the staging directory while it runs
+PROGRESS_FILE = 'progress.log'
 
 
 class BaseBackup(DataDirWorker):
@@ -557,12 +577,18 @@ class BaseBackup(DataDirWorker):
             os.chmod(self.data_dir, 0o700)
             chown(self.data_dir, self.owner)
         start = time.time()
-        rc, out, err = self.run(basebackup_args(self.bin_dir, target, self.conninfo(False), self.p['wal_method'],
-                                                self.p['checkpoint'], self.p['max_rate'], self.slot), password=True)
+        # its progress goes to the staging directory (also in place: the data directory gets nothing but the
+        # clone), where pg_basebackup_wait reads it while the run goes on in the background; gone with staging
+        rc, out, err = run_as_to_file(
+            self.module, self.runuser, basebackup_args(self.bin_dir, target, self.conninfo(False),
+                                                       self.p['wal_method'], self.p['checkpoint'], self.p['max_rate'],
+                                                       self.slot, progress=True),
+            os.path.join(self.staging, PROGRESS_FILE), self.p['password'])
         seconds = time.time() - start
         if rc != 0:
             discard_clone(self.staging, self.data_dir, in_place, ignore_errors=True)
-            why = explain_basebackup_error(err, rc, self.slot, self.staging, self.host, self.port, self.user)
+            why = explain_basebackup_error(strip_progress(err), rc, self.slot, self.staging, self.host, self.port,
+                                           self.user)
             raise ModuleFailure('cloning failed, %s was not changed: %s' % (self.p['data_dir'], why))
         plan.update(seconds=round(seconds, 3), bytes=dir_size(target))
         plan['bytes_per_second'] = int(plan['bytes'] / seconds) if seconds > 0 else 0

@@ -6,6 +6,7 @@ hand-made drift (shown, not changed), the real runs that repair it and then chan
 of the running pair. Every assertion reads the servers (SHOW, pg_lsclusters, pg_stat_replication, files).
 """
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -63,6 +64,7 @@ postgres_synchronous_mode=sync
 postgres_synchronous_count=1
 postgres_standby_existing_data=move_aside
 postgres_standby_checkpoint=spread
+postgres_standby_clone_max_rate=1M
 postgres_standby_verify=false
 postgres_standby_wait_timeout=240
 postgres_standby_clone_timeout=7200
@@ -180,6 +182,16 @@ def test_spread_checkpoint_and_no_verification(built, opt_primary):
     assert any(line.rstrip().endswith("checkpoint starting: force wait") for line in starts), starts
     assert not any("immediate force wait" in line for line in starts), starts
     assert "verification disabled (verify: false)" in built.output
+
+
+def test_clone_max_rate_throttles_and_the_wait_shows_progress(built):
+    # The play's output while it waited: pg_basebackup --progress figures, not retry lines. Reports come
+    # every 10 s; an unthrottled clone of this small primary copies in about a second, so a report caught
+    # mid-copy means the 1M limit held the copy back.
+    lines = re.findall(rf"{STANDBY}: cloning from {PRIMARY}: (\d+)/(\d+) MB \((\d+)%\)", built.output)
+    assert any(0 < int(pct) < 100 for done_mb, total, pct in lines), (lines, built.tail())
+    assert all(int(done_mb) <= int(total) for done_mb, total, pct in lines), lines
+    assert "FAILED - RETRYING" not in built.output
 
 
 def test_check_diff_on_the_built_pair_changes_nothing(built, workdir):

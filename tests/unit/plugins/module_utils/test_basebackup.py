@@ -15,7 +15,8 @@ import pytest
 
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.basebackup import (
     PREFLIGHT_COMMANDS, basebackup_args, basebackup_pids, check_params, check_upstream, discard_clone,
-    explain_basebackup_error, read_upstream, slot_exists, stop_basebackup, verify_backup)
+    explain_basebackup_error, is_progress_line, read_upstream, slot_exists, stop_basebackup, strip_progress,
+    verify_backup)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import ModuleFailure
 
 ANSWER = '7712491459935377245|1|0/17420F0|\nreplica\n150018\n10\n10\n'
@@ -98,6 +99,58 @@ def test_basebackup_args_never_create_a_slot():
     assert args == ['/b/pg_basebackup', '-D', '/t', '-d', 'host=db1', '-X', 'stream', '-c', 'fast', '--no-password',
                     '-r', '100M', '-S', 's1']
     assert '-S' not in basebackup_args('/b', '/t', 'host=db1', 'fetch', 'spread')
+
+
+def test_basebackup_args_progress():
+    assert '--progress' not in basebackup_args('/b', '/t', 'host=db1', 'stream', 'fast', '100M', 's1')
+    args = basebackup_args('/b', '/t', 'host=db1', 'stream', 'fast', None, 's1', progress=True)
+    assert args == ['/b/pg_basebackup', '-D', '/t', '-d', 'host=db1', '-X', 'stream', '-c', 'fast', '--no-password',
+                    '-S', 's1', '--progress']
+    assert '-v' not in args and '--verbose' not in args  # the progress lines then carry file names: not parsed
+
+
+@pytest.mark.parametrize('line', [
+    'waiting for checkpoint',
+    '     0/1048576 kB (0%), 0/1 tablespace',  # the done figure is padded to the width of the total
+    '123456/1048576 kB (11%), 0/1 tablespace',
+    '1048576/1048576 kB (100%), 1/1 tablespace\n',
+    '20/300 kB (6%), 1/3 tablespaces',
+    '30/30 kB (100%), 1/1 tablespace (...base/16384/16385         )',  # --verbose: with a file name
+    '30/30 kB (100%), 1/1 tablespace\r',  # a terminal's line
+])
+def test_is_progress_line(line):
+    assert is_progress_line(line)
+
+
+@pytest.mark.parametrize('line', [
+    'pg_basebackup: error: could not connect to server',
+    'pg_basebackup: waiting for checkpoint to complete',
+    'pg_basebackup: warning: 30/30 kB (100%), 1/1 tablespace',
+    '123 kB (11%), 0/1 tablespace',
+    '',
+])
+def test_is_not_progress_line(line):
+    assert not is_progress_line(line)
+
+
+def test_strip_progress_keeps_the_messages_as_they_were():
+    messages = ('pg_basebackup: error: could not read COPY data: server closed the connection unexpectedly\n'
+                '\tThis probably means the server terminated abnormally\n'
+                'pg_basebackup: removing contents of data directory "/d"\n')
+    first, rest = messages.split('\t', 1)
+    # the progress lines come first, and between messages (the WAL streaming child writes to the same stderr)
+    err = ('waiting for checkpoint\n     0/1048576 kB (0%), 0/1 tablespace\n'
+           '123456/1048576 kB (11%), 0/1 tablespace\n' + first + '123456/1048576 kB (11%), 0/1 tablespace\n\t' + rest)
+    assert strip_progress(err) == messages
+    # a terminal's progress lines (carriage returns) go as well; so does everything of a run without messages
+    assert strip_progress('waiting for checkpoint\r  0/9 kB (0%), 0/1 tablespace\r9/9 kB (100%), 1/1 tablespace\n'
+                          'pg_basebackup: error: boom\n') == 'pg_basebackup: error: boom\n'
+    assert strip_progress('waiting for checkpoint\n9/9 kB (100%), 1/1 tablespace\n') == ''
+    assert strip_progress('') == ''
+    assert strip_progress(messages) == messages
+    # what the module then says is what it said for the same messages without --progress
+    assert explain_basebackup_error(strip_progress(err), 1, None, '/x', 'db1', 5432, 'rep') == \
+        explain_basebackup_error(messages, 1, None, '/x', 'db1', 5432, 'rep')
 
 
 @pytest.mark.parametrize('err, rc, expect', [

@@ -124,12 +124,38 @@ class FakePostgres(object):
         return [e for c, e in self.calls if os.path.basename(c[0]) == prog]
 
 
+# what pg_basebackup --progress writes around its messages when its stderr is a file
+PROGRESS_BEFORE = 'waiting for checkpoint\n    0/30000 kB (0%), 0/1 tablespace\n12000/30000 kB (40%), 0/1 tablespace\n'
+PROGRESS_AFTER = '30000/30000 kB (100%), 1/1 tablespace\n'
+
+
+class FakeRunToFile(object):
+    """Stands in for run_as_to_file: runs the command through the run_command fake (same prefix, environment and
+    cwd as run_as) and writes what it said into the file, between progress lines; records each file."""
+
+    def __init__(self, fake):
+        self.fake = fake
+        self.files = []  # (path, whether its directory existed, whether the file existed before)
+
+    def __call__(self, module, prefix, args, path, password=None):
+        env = dict(common.C_ENV, PGPASSWORD=password) if password is not None else dict(common.C_ENV)
+        self.files.append((path, os.path.isdir(os.path.dirname(path)), os.path.lexists(path)))
+        rc, out, err = self.fake(list(prefix) + list(args), environ_update=env, cwd='/')
+        text = out + PROGRESS_BEFORE + err + ('\n' if err and not err.endswith('\n') else '') + \
+            (PROGRESS_AFTER if rc == 0 else '')
+        with open(path, 'w') as f:
+            f.write(text)
+        return rc, '', text
+
+
 @pytest.fixture
 def lab(tmp_path, monkeypatch):
     lab = make_lab(tmp_path, monkeypatch, FakePostgres(), ('psql', 'pg_basebackup', 'pg_verifybackup'),
                    'standby1.example.com')
     lab.staging = str(tmp_path / 'pg' / '.main.hotstandby-staging')
     lab.lock = str(tmp_path / 'pg' / '.main.hotstandby-lock')
+    lab.to_file = FakeRunToFile(lab.fake)
+    monkeypatch.setattr(m, 'run_as_to_file', lab.to_file)
     return lab
 
 
@@ -300,6 +326,18 @@ def test_missing_clones(lab, capsys):
     assert '--no-password' in bb and '-R' not in bb and '-S' not in bb
     assert bb[bb.index('-D') + 1] == os.path.join(lab.staging, 'data')
     assert 'standby.signal: present' in result['diff']['after']
+    assert_no_password(result, lab)
+
+
+def test_clone_writes_its_progress_into_the_staging_directory(lab, capsys):
+    result = run_module(lab, capsys)
+    assert result['action'] == 'clone' and not result.get('failed')
+    bb = lab.fake.commands('pg_basebackup')[-1]
+    assert bb[-1] == '--progress'
+    # a new file in the staging directory, which the module removes (with it) once the clone is in place
+    assert lab.to_file.files == [(os.path.join(lab.staging, 'progress.log'), True, False)]
+    assert not os.path.exists(lab.staging)
+    assert lab.fake.passwords[-1] == PASSWORD  # pg_basebackup still gets the password in its environment only
     assert_no_password(result, lab)
 
 
@@ -564,6 +602,9 @@ def test_mountpoint_empty_cloned_in_place(lab, capsys, monkeypatch):
     assert bb[bb.index('-D') + 1] == lab.data_dir
     assert os.path.isfile(os.path.join(lab.data_dir, 'standby.signal'))
     assert not os.path.exists(lab.staging)
+    # in place too, the progress goes to the staging directory: the mount point gets nothing but the clone
+    assert lab.to_file.files == [(os.path.join(lab.staging, 'progress.log'), True, False)]
+    assert 'progress.log' not in os.listdir(lab.data_dir)
 
 
 def test_mountpoint_interrupted_in_place_clone_recovered(lab, capsys, monkeypatch):
@@ -638,6 +679,82 @@ def test_failed_clone_never_drops_the_slot(lab, capsys):
     assert 'dropped' not in result['msg'] and 'was not changed' in result['msg']
     assert not os.path.exists(lab.data_dir) and not os.path.exists(lab.staging)
     assert not result['changed']
+
+
+# a pg_basebackup for run_as_to_file to run for real: progress lines to stderr, then a clone (or an error)
+STAND_IN = """#!%(python)s
+import os, sys
+sys.path[:0] = [%(collections)r]
+from ansible_collections.hotstandby.postgresql.tests.unit.plugins.module_utils.clusters import write_cluster
+args = sys.argv[1:]
+target = args[args.index('-D') + 1]
+with open(%(seen)r, 'w') as f:
+    f.write('%%s|%%s|%%s|%%s' %% ('--progress' in args, os.environ.get('PGPASSWORD') == %(password)r,
+                              os.environ.get('LC_ALL'), os.getcwd()))
+sys.stderr.write('waiting for checkpoint\\n     0/100 kB (0%%), 0/1 tablespace\\n')
+sys.stderr.flush()
+if os.path.exists(%(fail)r):
+    sys.stderr.write('pg_basebackup: error: could not connect to server: Connection refused\\n')
+    sys.exit(1)
+if os.path.isdir(target):
+    os.rmdir(target)
+write_cluster(target, sysid=%(sysid)r)
+with open(os.path.join(target, 'backup_manifest'), 'w') as f:
+    f.write('{}')
+sys.stderr.write('100/100 kB (100%%), 1/1 tablespace\\n')
+"""
+
+
+@pytest.mark.parametrize('fail', [False, True])
+def test_clone_through_a_real_pg_basebackup_process(lab, capsys, monkeypatch, fail):
+    """The module's own run_as_to_file (not the fake): a process with the password in its environment, the C locale
+    and / as cwd, its output in the staging directory's progress.log, the file gone afterwards."""
+    monkeypatch.setattr(m, 'run_as_to_file', common.run_as_to_file)
+    seen, fail_flag = str(lab.tmp / 'seen'), str(lab.tmp / 'fail')
+    # the directory that holds ansible_collections/hotstandby/postgresql/plugins/modules/pg_basebackup.py
+    collections = os.path.abspath(os.path.join(os.path.dirname(m.__file__), *['..'] * 5))
+    script = os.path.join(lab.bin, 'pg_basebackup')
+    with open(script, 'w') as f:
+        f.write(STAND_IN % dict(python=sys.executable, collections=collections, seen=seen, password=PASSWORD,
+                                fail=fail_flag, sysid=PRIMARY_SYSID))
+    if fail:
+        open(fail_flag, 'w').close()
+    files = []
+    real_open = os.open
+    monkeypatch.setattr(common.os, 'open', lambda path, *a, **k: files.append(path) or real_open(path, *a, **k))
+    result = run_module(lab, capsys)
+    with open(seen) as f:
+        assert f.read() == 'True|True|C|/'
+    assert os.path.join(lab.staging, 'progress.log') in files
+    assert not os.path.exists(lab.staging)
+    if fail:
+        assert result['failed'] and not result['changed']
+        assert 'could not connect to server: Connection refused' in result['msg']
+        assert ' kB (' not in result['msg'] and 'waiting for checkpoint' not in result['msg']
+        assert not os.path.exists(lab.data_dir)
+    else:
+        assert result['action'] == 'clone' and not result.get('failed'), result['msg']
+        assert read_system_identifier(lab.data_dir) == PRIMARY_SYSID
+        assert os.path.isfile(os.path.join(lab.data_dir, 'standby.signal'))
+    assert_no_password(result, lab)
+
+
+@pytest.mark.parametrize('in_place', [False, True])
+def test_failed_clone_message_quotes_pg_basebackup_without_its_progress_lines(lab, capsys, monkeypatch, in_place):
+    if in_place:
+        os.makedirs(lab.data_dir)
+        real = os.path.ismount
+        monkeypatch.setattr(m.os.path, 'ismount', lambda p: p == lab.data_dir or real(p))
+    lab.fake.basebackup_error = ('pg_basebackup: error: could not read COPY data: server closed the connection '
+                                 'unexpectedly\npg_basebackup: removing data directory "x"\n')
+    result = run_module(lab, capsys)
+    assert result['failed'] and not result['changed']
+    assert result['msg'] == ('cloning failed, %s was not changed: pg_basebackup failed: pg_basebackup: error: could '
+                             'not read COPY data: server closed the connection unexpectedly\npg_basebackup: removing '
+                             'data directory "x"' % lab.data_dir)
+    assert ' kB (' not in result['msg'] and 'waiting for checkpoint' not in result['msg']
+    assert not os.path.exists(lab.staging)  # the progress file went with the staging directory
+    assert os.listdir(lab.data_dir) == [] if in_place else not os.path.exists(lab.data_dir)
 
 
 def test_failed_verify_keeps_target(lab, capsys):
