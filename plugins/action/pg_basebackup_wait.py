@@ -18,7 +18,7 @@ import re
 import shlex
 import time
 
-from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -203,11 +203,8 @@ class ActionModule(ActionBase):
         while True:
             status = self.async_status(jid, task_vars)
             if status.get('finished') or status.get('failed'):
-                if status.get('finished') and 'could not find job' not in to_text(status.get('msg', '')):
-                    try:  # the job file is of no use once read; a leftover one is harmless
-                        self.async_status(jid, task_vars, mode='cleanup')
-                    except AnsibleError as e:
-                        display.vvv('pg_basebackup_wait: could not remove the job file of %s: %s' % (jid, e))
+                # The job file stays (as after an async_status loop): removing it would cost another module run
+                # on the host while the standby waits to start.
                 return finished_result(status, path)
             now = time.monotonic()
             if now >= deadline:

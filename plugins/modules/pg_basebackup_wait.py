@@ -27,8 +27,8 @@ description:
     C(waiting for pg_basebackup to start); while the upstream makes its checkpoint, it says so.
   - Checks the job with M(ansible.builtin.async_status) every O(poll) seconds. When it has finished, the result of
     the task is the job's result, that of M(hotstandby.postgresql.pg_basebackup) with all its keys (a failed
-    clone fails this task with the module's message), and the job's status file on the host is removed
-    (M(ansible.builtin.async_status) with C(mode=cleanup)). A job that Ansible ended at its C(async) time limit
+    clone fails this task with the module's message). The job's status file on the host is left, as after an
+    M(ansible.builtin.async_status) loop (removing it would cost one more module run). A job that Ansible ended at its C(async) time limit
     fails with a message that names the setting to raise.
   - Fails after O(timeout) seconds if the job has not finished; the clone then goes on in the background.
   - Reads the progress file with C(tail) as the C(become) user (the file is readable by the user the module ran

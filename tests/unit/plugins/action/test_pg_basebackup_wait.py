@@ -216,10 +216,10 @@ def test_waits_reports_and_returns_the_jobs_result(monkeypatch):
         (40, 'hs-standby: cloning from hs-primary: 2048/5678 MB (36%), 40 s, 102 MB/s'),
     ]
     assert host.commands == [('test -f %s && test ! -L %s && tail -n 1 -- %s' % ((PROGRESS,) * 3), True)] * 4
-    # polled every second until the job was done, then its status file removed
+    # polled every second until the job was done; its status file is left (no extra module run)
     assert len(host.status_calls()) == 46
     assert host.modules[-1] == ('ansible.builtin.async_status',
-                                dict(jid=ARGS['jid'], mode='cleanup', _async_dir='/root/.ansible_async'))
+                                dict(jid=ARGS['jid'], mode='status', _async_dir='/root/.ansible_async'))
     for name, args in host.modules:
         assert set(args) == {'jid', 'mode', '_async_dir'}
 
@@ -230,7 +230,7 @@ def test_a_failed_clone_fails_the_task_with_the_modules_result(monkeypatch):
     host = Host(monkeypatch, done_at=3, result=job)
     result = host.action(dict(ARGS)).run(task_vars=TASK_VARS)
     assert result == dict(job, finished=True, ansible_job_id=ARGS['jid'])
-    assert host.modules[-1][1]['mode'] == 'cleanup'
+    assert [m[1]['mode'] for m in host.modules] == ['status'] * len(host.modules)
     assert host.shown == [] and host.commands == []  # done before the first report
 
 
