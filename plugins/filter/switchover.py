@@ -122,7 +122,7 @@ from jinja2 import Undefined
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.hotstandby.postgresql.plugins.filter.topology import default_slot_name
+from ansible_collections.hotstandby.postgresql.plugins.filter.topology import _single_address, default_slot_name
 from ansible_collections.hotstandby.postgresql.plugins.filter.truth import _read
 
 STREAMING = 'streaming'
@@ -165,7 +165,8 @@ def _join(hosts):
     return ', '.join(hosts) if hosts else 'none'
 
 
-def switchover_plan(infos, topology, target, max_lag_bytes=None, rewind_user=None, ports=None):
+def switchover_plan(infos, topology, target, max_lag_bytes=None, rewind_user=None, ports=None,
+                    synchronous_mode='async', synchronous_count=1, tls=False):
     """Refusals and plan of a switchover to target; see DOCUMENTATION."""
     if not isinstance(infos, Mapping) or not isinstance(topology, Mapping) or \
             not isinstance(topology.get('hosts'), Mapping):
@@ -218,9 +219,27 @@ def switchover_plan(infos, topology, target, max_lag_bytes=None, rewind_user=Non
     rewind_source = 'host=%s port=%s%s dbname=postgres' % (
         (nodes.get(source) or {}).get('address') or source, port.get(source, DEFAULT_PORT),
         ' user=%s' % rewind_user if rewind_user else '') if source else None
+    # what the new primary needs before it is promoted: every standby that will stream from it is a synchronous
+    # candidate (as the topology filter names them for a primary), and pg_hba lines for them, plus the old
+    # primary's normal connection to database postgres for pg_rewind
+    count = _whole(synchronous_count, 'synchronous_count') if synchronous_mode != 'async' else None
+    names = [h['application_name'] for h in new_downstream]
+    synchronous_standby_names = '' if count is None else '%s %d (%s)' % (
+        'FIRST' if synchronous_mode == 'sync' else 'ANY', count, ', '.join('"%s"' % n.replace('"', '""') for n in names))
+    use_tls = _on(tls)
+    hba = []
+    for h in new_downstream:
+        if not h['address']:
+            continue
+        for database in ('replication', 'postgres') if h['host'] == primary else ('replication',):
+            hba.append({'contype': 'hostssl' if use_tls else 'host', 'databases': database,
+                        'address': _single_address(h['address']),
+                        'comment': 'hotstandby.postgresql: %s for %s' % (
+                            'replication' if database == 'replication' else 'pg_rewind', h['host'])})
     plan = dict(refusals=[], already_done=False, message='', new_primary=target or None, old_primary=primary,
                 followers=followers, untouched=untouched, new_downstream=new_downstream,
-                inventory_change=inventory_change, conninfo=conninfo, rewind_source=rewind_source)
+                inventory_change=inventory_change, conninfo=conninfo, rewind_source=rewind_source,
+                synchronous_standby_names=synchronous_standby_names, target_hba_rules=hba)
 
     # a second run after a switchover that worked: nothing to do
     if target and primary and _running(read, target, 'primary'):
@@ -319,6 +338,19 @@ def switchover_plan(infos, topology, target, max_lag_bytes=None, rewind_user=Non
         refusals.append('%s has neither wal_log_hints on nor data checksums, so pg_rewind could not rejoin it as a '
                         'standby after the switchover: set wal_log_hints (site.yml now turns it on) and restart %s '
                         'once, e.g. run site.yml which restarts it for that, then switch over.' % (primary, primary))
+
+    if is_direct and count is not None and not 1 <= count <= len(names):
+        refusals.append('postgres_synchronous_mode is %s with postgres_synchronous_count %d, but after the switchover '
+                        '%d standby(s) would stream from %s (%s): set postgres_synchronous_count between 1 and %d, or '
+                        'switch over in async mode.' % (synchronous_mode, count, len(names), target or 'the target',
+                                                        _join([h['host'] for h in new_downstream]), len(names)))
+
+    # the target is the source of the old primary's pg_rewind: the role it logs in as needs the grants there
+    missing = t_info.get('rewind_grants_missing') if is_direct else None
+    if missing:
+        refusals.append('On %s the role %s may not run %s, which pg_rewind needs to rejoin %s after the switchover: '
+                        'run site.yml (it grants them on the primary, and they replicate), then switch over.'
+                        % (target, t_info.get('rewind_user') or 'of the replication', ', '.join(missing), primary))
 
     if is_direct and _running(read, target, 'standby'):
         serving = set(h['application_name'] for h in new_downstream)
