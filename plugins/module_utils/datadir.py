@@ -148,11 +148,21 @@ def _conninfo_fields(conninfo):
         return {}
 
 
-def classify_data_dir(data_dir, host, port, system_identifier):
+def conninfo_upstream(conninfo):
+    """host:port that a primary_conninfo connects to, for messages ('(no host)' when it names none)."""
+    ci = _conninfo_fields(conninfo)
+    return '%s:%s' % (ci.get('host') or ci.get('hostaddr') or '(no host)', ci.get('port') or '5432')
+
+
+def classify_data_dir(data_dir, host, port, system_identifier, follow=False):
     """Classify data_dir against the primary host:port with that system identifier.
 
     Returns (case, found): case is missing, empty, standby, pristine or foreign; found describes a foreign
     directory (None otherwise). Only reads.
+
+    follow: a directory of that system identifier in standby mode whose primary_conninfo names another host:port
+    (a sibling of a promoted standby, still pointing at the old primary) is a standby too, to be re-pointed; a
+    directory of that system not in standby mode (a former primary) stays foreign.
     """
     d = data_dir
     if not os.path.lexists(d):
@@ -179,14 +189,22 @@ def classify_data_dir(data_dir, host, port, system_identifier):
     if sysid == system_identifier:
         if settings['signal'] and conninfo_points_at(settings['conninfo'], host, port):
             return 'standby', None
+        names_host = bool(ci.get('host') or ci.get('hostaddr'))
+        if settings['signal'] and follow and names_host:
+            return 'standby', None  # streams (or tries to) from another upstream of the same system: re-pointed
         if settings['signal']:
-            return 'foreign', ('%s (the primary\'s) in standby mode, but its primary_conninfo points at %s:%s, '
-                               'not at %s:%s; it is not a standby of %s' % (
-                                   what, ci.get('host') or ci.get('hostaddr') or '(no host)',
-                                   ci.get('port') or '5432', host, port, primary_desc))
+            if not follow:
+                hint = '; to re-point it at %s:%s (a sibling after a switchover or failover) set follow: true' % (
+                    host, port)
+            else:
+                hint = '; follow re-points only a standby whose primary_conninfo names a host'
+            return 'foreign', ('%s (the primary\'s) in standby mode, but its primary_conninfo points at %s, '
+                               'not at %s:%s; it is not a standby of %s%s' % (
+                                   what, conninfo_upstream(settings['conninfo']), host, port, primary_desc, hint))
         return 'foreign', ('%s (the primary\'s) that is not in standby mode (no standby.signal: a promoted standby '
-                           'or a former primary, whose history may have diverged), not a standby of %s'
-                           % (what, primary_desc))
+                           'or a former primary, whose history may have diverged), not a standby of %s%s'
+                           % (what, primary_desc, '; follow re-points only standbys: a former primary rejoins with '
+                              'hotstandby.postgresql.pg_rejoin' if follow else ''))
     if settings['signal'] or os.path.exists(os.path.join(d, 'recovery.signal')) or \
             os.path.exists(os.path.join(d, 'backup_label')):
         return 'foreign', ('%s in recovery/standby mode (primary_conninfo host %s), not a standby of %s'

@@ -26,6 +26,9 @@ description:
     such as the C(main) cluster the Debian package creates) or V(foreign) (anything else).
   - A V(standby) data directory is only reconciled - C(primary_conninfo), C(primary_slot_name), C(standby.signal)
     and the passfile are rewritten if they differ (RV(settings_changed)); the caller should then reload the server.
+    This works while its server runs.
+  - With O(follow=true) a standby of the same system that streams from another upstream (a sibling of a promoted
+    standby, still pointing at the old primary) is re-pointed the same way, without a clone (RV(followed)).
   - Otherwise the primary is cloned with C(pg_basebackup) into a staging directory next to O(data_dir)
     (C(<parent>/.<basename>.hotstandby-staging/data)), optionally verified with C(pg_verifybackup), given its
     standby settings, and only then renamed into place. An interrupted run never leaves a half-copied O(data_dir);
@@ -59,13 +62,14 @@ attributes:
     support: full
     details:
       - Connects to the primary read-only (C(IDENTIFY_SYSTEM), C(SHOW), C(READ_REPLICATION_SLOT)) to classify
-        O(data_dir) and reports what would happen (RV(case), RV(action), RV(moved_to), RV(running)) without
-        changing anything and without writing any file.
+        O(data_dir) and reports what would happen (RV(case), RV(action), RV(moved_to), RV(running), RV(followed))
+        without changing anything and without writing any file.
   diff_mode:
     support: full
     details:
       - Shows the standby settings (presence of C(standby.signal), C(primary_conninfo), C(primary_slot_name)) and the
-        state of the passfile entry before and after. The password is never shown.
+        state of the passfile entry before and after, and for a re-point with O(follow) the previous and the new
+        upstream. The password is never shown.
   platform:
     platforms: posix
 options:
@@ -166,6 +170,35 @@ options:
       - Nothing happens when no file exists there; a directory at this path makes the module fail.
     type: path
     version_added: 0.1.0
+  follow:
+    description:
+      - Re-point a running (or stopped) standby at the upstream O(primary_host):O(primary_port) without cloning it,
+        for example the siblings of the standby that a switchover or failover promoted.
+      - With V(true), a data directory with the upstream's system identifier, a C(standby.signal) and a
+        C(primary_conninfo) that names another host or port (it streams, or tries to, from the old primary or
+        another upstream of the same system) is treated as RV(case=standby) - RV(action=update_settings) rewrites
+        C(primary_conninfo) and C(primary_slot_name) in C(postgresql.auto.conf) and writes the new upstream's entry
+        into O(passfile) (other entries are kept); RV(followed) is true and RV(msg) names the previous upstream. The
+        server may keep running; nothing is copied, moved or deleted.
+      - The caller must then reload the server (PostgreSQL 13 and newer apply a changed C(primary_conninfo) on
+        reload; the WAL receiver reconnects to the new upstream).
+      - The standby must not have replayed WAL beyond the point where the new upstream switched to its new timeline
+        (for the siblings of a standby promoted by a switchover with a clean shutdown of the old primary this holds).
+        The module cannot see that. If it did replay further, streaming from the new upstream fails after the reload
+        (the server log says the requested starting point is ahead of the timeline switch point, or that the new
+        timeline is not a child of its history); then stop the server and rewind it with
+        M(hotstandby.postgresql.pg_rejoin) or clone it again (O(reclone)).
+      - If O(slot) is set, the slot must already exist on the new upstream. With an upstream of PostgreSQL 15 or
+        newer the module checks this and fails without re-pointing when the slot is missing.
+      - A data directory of the same system that is not in standby mode (no C(standby.signal) - a former primary)
+        is still V(foreign) with O(follow=true); rejoining a former primary is the job of
+        M(hotstandby.postgresql.pg_rejoin). A standby whose C(primary_conninfo) names no host is V(foreign) too.
+      - With V(false) a standby of the same system that points at another upstream is V(foreign), as before.
+      - Does not change how other cases are handled. With O(reclone=true) (or a found O(reclone_marker)) such a
+        standby is cloned again instead of re-pointed.
+    type: bool
+    default: false
+    version_added: 0.1.0
   owner:
     description:
       - Operating system user that owns O(data_dir) and runs C(pg_basebackup), C(psql) and C(pg_verifybackup)
@@ -174,8 +207,8 @@ options:
     default: postgres
 notes:
   - The module does not start, stop or reload the server. Call it in check mode first and stop the service when
-    RV(running) is true and RV(action) is V(clone); reload the service when RV(settings_changed) is true;
-    start it after a clone.
+    RV(running) is true and RV(action) is V(clone); reload the service when RV(settings_changed) is true (also
+    after a re-point with O(follow), RV(followed)); start it after a clone.
   - The replication role needs a C(host replication) line in the primary's C(pg_hba.conf) for the standby's address.
   - The system identifier of an existing data directory is read directly from C(global/pg_control).
   - When C(pg_basebackup) dies (or a previous run was killed), the module terminates leftover C(pg_basebackup)
@@ -239,6 +272,22 @@ EXAMPLES = r'''
     state: reloaded
   when: basebackup.settings_changed and basebackup.action != 'clone'
 
+- name: After a switchover, re-point a sibling standby at the new primary (its server keeps running)
+  hotstandby.postgresql.pg_basebackup:
+    data_dir: /var/lib/postgresql/15/main
+    primary_host: 10.0.0.12
+    user: replicator
+    password: "{{ postgres_replication_password }}"
+    slot: standby3
+    follow: true
+  register: repoint
+
+- name: Reload, so that the standby streams from the new primary
+  ansible.builtin.service:
+    name: postgresql@15-main
+    state: reloaded
+  when: repoint.settings_changed
+
 - name: Replace whatever is in the data directory (it is renamed aside, not deleted)
   hotstandby.postgresql.pg_basebackup:
     data_dir: /srv/pgdata/15/main
@@ -253,7 +302,8 @@ RETURN = r'''
 case:
   description:
     - Classification of O(data_dir) before the run.
-    - V(missing) does not exist, V(empty) exists without entries, V(standby) is a standby of this primary,
+    - V(missing) does not exist, V(empty) exists without entries, V(standby) is a standby of this primary (with
+      O(follow=true) also a standby of the same system that streams from another upstream, see RV(followed)),
       V(pristine) is a freshly initialised cluster without user data, V(foreign) is anything else.
   returned: always
   type: str
@@ -355,6 +405,15 @@ running:
   returned: always
   type: bool
   sample: false
+followed:
+  description:
+    - Whether O(data_dir) was a standby of the same system streaming from another upstream and was (or, in check
+      mode, would be) re-pointed at O(primary_host):O(primary_port) (only with O(follow=true)); RV(msg) names the
+      previous upstream. Reload the server then. False when it was cloned again instead (O(reclone)).
+  returned: always
+  type: bool
+  sample: true
+  version_added: 0.1.0
 reclone_marker_found:
   description: Whether a file existed at O(reclone_marker), so that the run cloned again (see O(reclone)).
   returned: always
@@ -379,10 +438,12 @@ from ansible_collections.hotstandby.postgresql.plugins.module_utils.basebackup i
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import (
     ModuleFailure, chown, fsync_dir, run_as_to_file)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import (
-    STAGING_SUFFIX, classify_data_dir, create_staging, dir_size, leftover_staging, move_aside, postmaster_pid,
-    reclone_marker_found, remove_file, service_hint, sibling_path, utc_stamp)
-from ansible_collections.hotstandby.postgresql.plugins.module_utils.libpq import sweep_temp_passfiles
-from ansible_collections.hotstandby.postgresql.plugins.module_utils.pgconf import standby_settings_text
+    STAGING_SUFFIX, classify_data_dir, conninfo_upstream, create_staging, dir_size, leftover_staging, move_aside,
+    postmaster_pid, reclone_marker_found, remove_file, service_hint, sibling_path, utc_stamp)
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.libpq import (
+    conninfo_points_at, sweep_temp_passfiles)
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.pgconf import (
+    read_standby_settings, standby_settings_text)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.standby import (
     UPSTREAM_SPEC, make_standby, passfile_diff, passfile_state, settings_plan, upstream_conninfo, write_passfile)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.worker import DataDirWorker, run_worker
@@ -400,6 +461,7 @@ ARGUMENT_SPEC = dict(
     existing_data=dict(type='str', choices=['fail', 'move_aside'], default='fail'),
     reclone=dict(type='bool', default=False),
     reclone_marker=dict(type='path'),
+    follow=dict(type='bool', default=False),
     owner=dict(type='str', default='postgres'),
 )
 
@@ -407,7 +469,8 @@ ARGUMENT_SPEC = dict(
 RESULT = dict(changed=False, case=None, action='none', moved_to=None, cleaned_staging=False, bytes=0, seconds=0.0,
               bytes_per_second=0, system_identifier=None, primary_version=None, slot=None, data_dir=None,
               staging_dir=None, verified=False, verify_note='', settings_changed=False, passfile_changed=False,
-              passfile=None, primary_conninfo=None, running=False, reclone_marker_found=False, msg='')
+              passfile=None, primary_conninfo=None, running=False, reclone_marker_found=False, followed=False,
+              msg='')
 MOVED_CASES = ('pristine', 'foreign', 'standby')
 # pg_basebackup's output (its --progress lines and its messages), in the staging directory while it runs
 PROGRESS_FILE = 'progress.log'
@@ -457,7 +520,7 @@ class BaseBackup(DataDirWorker):
         """Read the state of the standby and the upstream and decide what to do; changes nothing anywhere."""
         plan = self.outcome = dict(RESULT, slot=self.slot, data_dir=self.data_dir, staging_dir=self.staging,
                                    passfile=self.passfile, diff=dict(before='', after=''), blocked=None,
-                                   in_place=False, leftover_in_place=False, current=None)
+                                   in_place=False, leftover_in_place=False, current=None, previous_upstream=None)
         plan['reclone_marker_found'] = reclone_marker_found(self.p['reclone_marker'])
         self.preflight(plan)
         plan['primary_conninfo'] = self.conninfo(passfile=self.passfile)
@@ -470,8 +533,13 @@ class BaseBackup(DataDirWorker):
                 plan['blocked'] = ('a server (pid %d) is running in %s, which holds an interrupted clone: stop it (%s) '
                                    'and run again' % (running, self.data_dir, service_hint(self.data_dir)))
         else:
-            case, found = classify_data_dir(self.data_dir, self.host, self.port, self.primary['system_identifier'])
+            case, found = classify_data_dir(self.data_dir, self.host, self.port, self.primary['system_identifier'],
+                                            follow=self.p['follow'])
             pid = postmaster_pid(self.data_dir) if case in MOVED_CASES else None
+        if case == 'standby':
+            current = read_standby_settings(self.data_dir)['conninfo']
+            if not conninfo_points_at(current, self.host, self.port):  # only with follow: streams from elsewhere
+                plan['previous_upstream'] = conninfo_upstream(current)
         plan.update(case=case, running=bool(pid))
         dummy, state, plan['passfile_changed'] = self.passfile_state()
         before, after = passfile_diff(self.passfile, self.p, state)
@@ -484,9 +552,17 @@ class BaseBackup(DataDirWorker):
 
     def plan_settings(self, plan):
         settings = settings_plan(self.data_dir, plan['primary_conninfo'], self.slot)
+        previous = plan['previous_upstream']
         plan['settings_changed'] = settings['changed']
-        plan['diff'] = dict(before=settings['before'] + plan['diff']['before'],
-                            after=settings['after'] + plan['diff']['after'])
+        if previous and self.slot and self.primary['slot_exists'] is False:
+            raise ModuleFailure('the replication slot "%s" does not exist on the new upstream %s:%s, so %s was not '
+                                're-pointed (it still points at %s): %s' % (
+                                    self.slot, self.host, self.port, self.data_dir, previous,
+                                    missing_slot_advice(self.slot)))
+        plan['followed'] = bool(previous and settings['changed'])
+        head = '# upstream: %s -> %s (re-pointed, follow)\n' % (previous, self.where) if plan['followed'] else ''
+        plan['diff'] = dict(before=head + settings['before'] + plan['diff']['before'],
+                            after=head + settings['after'] + plan['diff']['after'])
         if self.slot and self.primary['slot_exists'] is False:
             self.module.warn('the replication slot "%s" does not exist on the primary %s:%s, so this standby cannot '
                              'stream: %s' % (self.slot, self.host, self.port, missing_slot_advice(self.slot)))
@@ -498,11 +574,17 @@ class BaseBackup(DataDirWorker):
     def settings_message(self, plan, done):
         parts = []
         if plan['settings_changed']:
-            parts.append('standby settings %s rewritten (reload the server)' % ('were' if done else 'would be'))
+            parts.append('standby settings %s rewritten%s' % ('were' if done else 'would be',
+                                                              '' if plan['followed'] else ' (reload the server)'))
         if plan['passfile_changed']:
             parts.append('passfile %s %s written' % (self.passfile, 'was' if done else 'would be'))
         if plan['cleaned_staging']:
             parts.append('leftover staging directory %s' % ('removed' if done else 'would be removed'))
+        if plan['followed']:
+            parts.append('%sre-pointed from %s (reload the server)' % ('' if done else 'would be ',
+                                                                        plan['previous_upstream']))
+            return '%s is a standby of the same system (identifier %s) as %s:%s; %s' % (
+                self.data_dir, self.primary['system_identifier'], self.host, self.port, '; '.join(parts))
         return '%s is already a standby of %s:%s; %s' % (
             self.data_dir, self.host, self.port, '; '.join(parts) if parts else 'nothing to do')
 
@@ -534,8 +616,8 @@ class BaseBackup(DataDirWorker):
             'missing': 'does not exist', 'empty': 'empty',
             'pristine': 'pristine cluster without user data (will be moved to %s)' % plan['moved_to'],
             'foreign': (found or '') + ' (will be moved to %s)' % plan['moved_to'],
-            'standby': 'standby of %s:%s, cloned again (reclone; will be moved to %s)' % (
-                self.host, self.port, plan['moved_to'])}[case])
+            'standby': 'standby of %s, cloned again (reclone; will be moved to %s)' % (
+                plan['previous_upstream'] or self.where, plan['moved_to'])}[case])
         plan['diff'] = dict(
             before=before + plan['diff']['before'],
             after='data directory %s: clone of %s:%s (system identifier %s)\n' % (

@@ -16,8 +16,9 @@ import pytest
 
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import ModuleFailure
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import (
-    MARKER, DataDirLock, classify_data_dir, dir_size, leftover_staging, move_aside, postmaster_pid, read_pg_version,
-    read_system_identifier, reclone_marker_found, remove_file, service_hint, sibling_path, user_data_found)
+    MARKER, DataDirLock, classify_data_dir, conninfo_upstream, dir_size, leftover_staging, move_aside,
+    postmaster_pid, read_pg_version, read_system_identifier, reclone_marker_found, remove_file, service_hint,
+    sibling_path, user_data_found)
 from ansible_collections.hotstandby.postgresql.tests.unit.plugins.module_utils.clusters import (
     OTHER_SYSID, PRIMARY_SYSID, write_cluster)
 
@@ -105,6 +106,44 @@ def test_classify_data_dir(tmp_path, kwargs, case, expect):
     found_case, found = classify_data_dir(d, '10.0.0.11', 5432, PRIMARY_SYSID)
     assert found_case == case
     assert (found is None) if expect is None else (expect in found)
+
+
+@pytest.mark.parametrize('kwargs, case, expect', [
+    # a sibling of the promoted standby, still pointing at the old primary: re-pointed
+    (dict(sysid=PRIMARY_SYSID, standby=True, conninfo='host=db1 port=5432 user=replicator'), 'standby', None),
+    (dict(sysid=PRIMARY_SYSID, standby=True, conninfo='hostaddr=10.0.0.9 port=5433'), 'standby', None),
+    (dict(sysid=PRIMARY_SYSID, standby=True, conninfo='host=10.0.0.11 port=5432'), 'standby', None),
+    # a former primary (or a promoted standby): pg_rejoin's job, not follow's
+    (dict(sysid=PRIMARY_SYSID), 'foreign', 'pg_rejoin'),
+    (dict(sysid=PRIMARY_SYSID, standby=True), 'foreign', 'names a host'),  # no primary_conninfo
+    (dict(sysid=PRIMARY_SYSID, standby=True, conninfo='user=replicator'), 'foreign', 'names a host'),
+    (dict(sysid=OTHER_SYSID, standby=True, conninfo='host=db1'), 'foreign', 'primary_conninfo host db1'),
+    (dict(sysid=OTHER_SYSID), 'pristine', None),
+])
+def test_classify_data_dir_follow(tmp_path, kwargs, case, expect):
+    d = str(tmp_path / 'c')
+    write_cluster(d, **kwargs)
+    found_case, found = classify_data_dir(d, '10.0.0.11', 5432, PRIMARY_SYSID, follow=True)
+    assert found_case == case
+    assert (found is None) if expect is None else (expect in found)
+
+
+def test_classify_data_dir_without_follow_names_it(tmp_path):
+    d = str(tmp_path / 'c')
+    write_cluster(d, sysid=PRIMARY_SYSID, standby=True, conninfo='host=db1 port=5433')
+    case, found = classify_data_dir(d, '10.0.0.11', 5432, PRIMARY_SYSID)
+    assert case == 'foreign' and 'points at db1:5433, not at 10.0.0.11:5432' in found
+    assert 'set follow: true' in found
+    write_cluster(str(tmp_path / 'p'), sysid=PRIMARY_SYSID)
+    case, found = classify_data_dir(str(tmp_path / 'p'), '10.0.0.11', 5432, PRIMARY_SYSID)
+    assert case == 'foreign' and 'not in standby mode' in found and 'follow' not in found
+
+
+def test_conninfo_upstream():
+    assert conninfo_upstream('host=db1 port=5433 user=x') == 'db1:5433'
+    assert conninfo_upstream('hostaddr=10.0.0.9') == '10.0.0.9:5432'
+    assert conninfo_upstream(None) == '(no host):5432'
+    assert conninfo_upstream("host='unterminated") == '(no host):5432'
 
 
 def test_classify_data_dir_other_kinds(tmp_path):

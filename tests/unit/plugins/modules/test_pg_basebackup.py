@@ -647,6 +647,128 @@ def test_check_mode_standby_changes_nothing(lab, capsys):
 
 
 # ---------------------------------------------------------------------------
+# follow: re-point a standby of the same system at a new upstream
+# ---------------------------------------------------------------------------
+
+OLD_CONNINFO = build_conninfo([('host', 'db1'), ('port', 5432), ('user', 'replicator'),
+                               ('application_name', 'standby1')])
+OLD_PASSFILE = 'db1:5432:replication:replicator:old\n'
+
+
+def write_sibling(lab, running=False, monkeypatch=None, **kwargs):
+    """A standby of the primary's system still streaming from the old primary db1:5432 (its passfile has db1's
+    entry); running: its server runs."""
+    write_cluster(lab.data_dir, standby=True, conninfo=OLD_CONNINFO, slot='s1',
+                  postmaster_pid=12345 if running else None, **kwargs)
+    with open(lab.passfile, 'w') as f:
+        f.write(OLD_PASSFILE)
+    os.chmod(lab.passfile, 0o600)
+    if running:
+        monkeypatch.setattr(m, 'postmaster_pid', lambda d: 12345 if d == lab.data_dir else None)
+
+
+def auto_conf(lab):
+    with open(os.path.join(lab.data_dir, 'postgresql.auto.conf')) as f:
+        return f.read()
+
+
+def test_follow_repoints_a_running_standby(lab, capsys, monkeypatch):
+    write_sibling(lab, running=True, monkeypatch=monkeypatch)
+    lab.fake.slot_exists = True
+    data = dict((k, v) for k, v in tree(lab.data_dir).items() if not k.endswith('postgresql.auto.conf'))
+    result = run_module(lab, capsys, diff=True, follow=True, slot='s3')
+    assert not result.get('failed') and result['changed']
+    assert result['case'] == 'standby' and result['action'] == 'update_settings'
+    assert result['followed'] is True and result['running'] is True
+    assert result['settings_changed'] and result['passfile_changed']
+    assert result['moved_to'] is None and result['bytes'] == 0
+    assert 're-pointed from db1:5432 (reload the server)' in result['msg'] and 'would' not in result['msg']
+    assert not [c for c in lab.fake.commands('pg_basebackup') if '--version' not in c]  # no clone
+    auto = auto_conf(lab)
+    ci = parse_conninfo(conf_get(auto, 'primary_conninfo'))
+    assert (ci['host'], ci['port'], ci['passfile']) == ('10.0.0.11', '5432', lab.passfile)
+    assert conf_get(auto, 'primary_slot_name') == 's3'
+    with open(lab.passfile) as f:
+        assert f.read() == OLD_PASSFILE + '10.0.0.11:5432:replication:replicator:%s\n' % pgpass_escape(PASSWORD)
+    # nothing else of the data directory was touched, the server's postmaster.pid included
+    assert dict((k, v) for k, v in tree(lab.data_dir).items() if not k.endswith('postgresql.auto.conf')) == data
+    diff = result['diff']
+    assert '# upstream: db1:5432 -> 10.0.0.11:5432' in diff['before']
+    assert 'host=db1' in diff['before'] and 'host=10.0.0.11' in diff['after']
+    assert "primary_slot_name = 's1'" in diff['before'] and "primary_slot_name = 's3'" in diff['after']
+    assert_no_password(result, lab)
+    before = tree(lab.tmp)
+    again = run_module(lab, capsys, follow=True, slot='s3')  # converged: now a standby of the new upstream
+    assert again['action'] == 'none' and not again['changed'] and again['followed'] is False
+    assert 'already a standby of 10.0.0.11:5432' in again['msg']
+    assert tree(lab.tmp) == before
+
+
+def test_follow_false_refuses_the_same_directory_as_foreign(lab, capsys, monkeypatch):
+    write_sibling(lab, running=True, monkeypatch=monkeypatch)
+    before = tree(lab.tmp)
+    result = run_module(lab, capsys)
+    assert result['failed'] and result['case'] == 'foreign' and not result['changed']
+    assert 'points at db1:5432, not at 10.0.0.11:5432' in result['msg'] and 'set follow: true' in result['msg']
+    assert result['followed'] is False and result['moved_to'] is None
+    assert tree(lab.tmp) == before
+
+
+def test_follow_refuses_a_former_primary(lab, capsys):
+    write_cluster(lab.data_dir, sysid=PRIMARY_SYSID, conninfo=OLD_CONNINFO)  # no standby.signal
+    before = tree(lab.tmp)
+    for check in (True, False):
+        result = run_module(lab, capsys, check=check, follow=True)
+        assert result['failed'] and result['case'] == 'foreign' and not result['changed']
+        assert 'not in standby mode' in result['msg'] and 'hotstandby.postgresql.pg_rejoin' in result['msg']
+        assert result['followed'] is False
+        assert tree(lab.tmp) == before
+
+
+def test_follow_check_mode_changes_nothing(lab, capsys, monkeypatch):
+    write_sibling(lab, running=True, monkeypatch=monkeypatch)
+    before = tree(lab.tmp, dir_mtimes=True)
+    result = run_module(lab, capsys, check=True, diff=True, follow=True)
+    assert result['changed'] and result['followed'] is True and result['running'] is True
+    assert result['case'] == 'standby' and result['action'] == 'update_settings'
+    assert result['settings_changed'] and result['passfile_changed']
+    assert 'would be re-pointed from db1:5432 (reload the server)' in result['msg']
+    assert '# upstream: db1:5432 -> 10.0.0.11:5432' in result['diff']['after']
+    assert 'primary_slot_name = (not set)' in result['diff']['after']  # no slot given: it would be removed
+    assert tree(lab.tmp, dir_mtimes=True) == before
+    assert conf_get(auto_conf(lab), 'primary_conninfo') == OLD_CONNINFO
+    assert_no_password(result, lab)
+
+
+def test_follow_with_missing_slot_refused_before_repointing(lab, capsys, monkeypatch):
+    write_sibling(lab, running=True, monkeypatch=monkeypatch)
+    before = tree(lab.tmp)
+    result = run_module(lab, capsys, follow=True, slot='s3')
+    assert result['failed'] and not result['changed'] and result['followed'] is False
+    assert 'does not exist on the new upstream 10.0.0.11:5432' in result['msg']
+    assert 'still points at db1:5432' in result['msg'] and 'must exist on the upstream' in result['msg']
+    assert tree(lab.tmp) == before
+
+
+def test_follow_with_reclone_clones_instead(lab, capsys):
+    write_sibling(lab)
+    result = run_module(lab, capsys, diff=True, follow=True, reclone=True)
+    assert result['action'] == 'clone' and result['case'] == 'standby' and result['followed'] is False
+    assert 'standby of db1:5432, cloned again' in result['diff']['before']
+    assert os.path.isdir(result['moved_to'])
+    assert parse_conninfo(conf_get(auto_conf(lab), 'primary_conninfo'))['host'] == '10.0.0.11'
+
+
+def test_follow_keeps_other_cases(lab, capsys):
+    write_cluster(lab.data_dir, sysid=OTHER_SYSID, standby=True, conninfo=OLD_CONNINFO)  # another system
+    result = run_module(lab, capsys, follow=True)
+    assert result['failed'] and result['case'] == 'foreign' and 'in recovery/standby mode' in result['msg']
+    run_module(lab, capsys, follow=True, existing_data='move_aside')
+    result = run_module(lab, capsys, follow=True)  # already a standby of this upstream: nothing to do
+    assert result['case'] == 'standby' and result['action'] == 'none' and result['followed'] is False
+
+
+# ---------------------------------------------------------------------------
 # slots and clone failures
 # ---------------------------------------------------------------------------
 
@@ -939,11 +1061,15 @@ def test_killed_basebackup_names_the_signal(lab, capsys, rc, stderr):
 # the password: only in the environment of the programs, never in a file, never on argv
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize('scenario', ['clone', 'update_settings'])
+@pytest.mark.parametrize('scenario', ['clone', 'update_settings', 'follow'])
 def test_check_mode_writes_no_file_anywhere_and_no_password_on_argv(lab, capsys, monkeypatch, scenario):
     if scenario == 'clone':
         write_cluster(lab.data_dir, sysid=OTHER_SYSID)  # pristine: would be moved aside and cloned
         params = {}
+    elif scenario == 'follow':
+        write_sibling(lab)  # would be re-pointed: settings and passfile
+        params = dict(follow=True, slot='s3')
+        lab.fake.slot_exists = True
     else:
         run_module(lab, capsys)
         params = dict(password='rotated', slot='s2')  # would rewrite the settings and the passfile
@@ -965,7 +1091,8 @@ def test_check_mode_writes_no_file_anywhere_and_no_password_on_argv(lab, capsys,
         spy.setattr(os, 'open', spy_open)
         spy.setattr(tempfile, 'mkstemp', lambda *a, **k: written.append(('mkstemp', a, k)))
         result = run_module(lab, capsys, check=True, diff=True, **params)
-    assert result['action'] == scenario and result['changed']
+    assert result['action'] == ('update_settings' if scenario == 'follow' else scenario) and result['changed']
+    assert result['followed'] == (scenario == 'follow')
     assert tree(lab.tmp, dir_mtimes=True) == before
     assert written == []
     password = params.get('password', PASSWORD)
@@ -1126,6 +1253,9 @@ def set_up(lab, capsys, monkeypatch, state):
     if state == 'foreign':
         write_cluster(lab.data_dir, sysid=OTHER_SYSID, user_data=True)
         return dict(existing_data='move_aside'), ('foreign', 'clone')
+    if state == 'follow':
+        write_sibling(lab, running=True, monkeypatch=monkeypatch)
+        return dict(follow=True), ('standby', 'update_settings')
     run_module(lab, capsys)
     if state == 'standby':
         return {}, ('standby', 'none')
@@ -1147,8 +1277,8 @@ def set_up(lab, capsys, monkeypatch, state):
     raise AssertionError(state)
 
 
-STATES = ['missing', 'empty', 'pristine', 'foreign', 'standby', 'standby_changed', 'reclone', 'reclone_marker',
-          'leftover_staging', 'running']
+STATES = ['missing', 'empty', 'pristine', 'foreign', 'follow', 'standby', 'standby_changed', 'reclone',
+          'reclone_marker', 'leftover_staging', 'running']
 
 
 @pytest.mark.parametrize('state', STATES)
@@ -1161,7 +1291,13 @@ def test_plan_has_no_side_effects(lab, capsys, monkeypatch, state):
     assert tree(lab.tmp, dir_mtimes=True) == before
     assert (plan['case'], plan['action']) == (case, action)
     assert plan['changed'] == (action != 'none') and plan['msg']
-    assert plan['msg'].startswith('would clone') if action == 'clone' else 'already a standby' in plan['msg']
+    if action == 'clone':
+        assert plan['msg'].startswith('would clone')
+    elif state == 'follow':
+        assert 'would be re-pointed from db1:5432' in plan['msg']
+    else:
+        assert 'already a standby' in plan['msg']
+    assert plan['followed'] == (state == 'follow')
     assert plan['diff']['before'] and plan['diff']['after']
     assert plan['blocked'] if state == 'running' else not plan['blocked']
     assert plan['cleaned_staging'] == (state == 'leftover_staging')

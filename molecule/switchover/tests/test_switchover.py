@@ -1,0 +1,298 @@
+"""Planned switchover on a primary, two standbys and a cascading standby (sync mode, FIRST 1).
+
+The tests run in file order on the pair converge built: refusals first (nothing may change), then an abort
+(the target stops receiving during the hand-over: the old primary must be the primary again, nothing lost), then
+the switchover to sw-standby1 under a client write loop that connects with the read-write connection string,
+then what follows it (a second run, site.yml with the old and with the changed inventory). Every assertion reads
+the servers or the playbooks' own output.
+"""
+import os
+import re
+import subprocess
+import tempfile
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from labhost import dock, playbook_cmd, psql, run_playbook, sh, start_playbook, wait_for
+
+PRIMARY, TARGET, SIBLING, CASCADE = "sw-primary", "sw-standby1", "sw-standby2", "sw-standby3"
+HOSTS = (PRIMARY, TARGET, SIBLING, CASCADE)
+NETWORK = "hotstandby-molecule-sw"
+PASSWORD = "molecule-test-only-switchover"
+SWITCHOVER, SITE = "hotstandby.postgresql.switchover", "hotstandby.postgresql.site"
+WORK_DIR = tempfile.mkdtemp(prefix="hotstandby-switchover-")
+LOCK = "/run/hotstandby-switchover-main.lock"
+WRITER, WRITER_PASSWORD = "sw_writer", "molecule-test-only-writer"
+
+AFTER_INVENTORY = os.path.join(WORK_DIR, "after.ini")
+with open(AFTER_INVENTORY, "w", encoding="utf-8") as _f:
+    # what switchover.yml says to change, as an operator writes it (INI)
+    _f.write(f"""[postgres_master]
+{TARGET}
+
+[postgres_standby]
+{PRIMARY}
+{SIBLING}
+{CASCADE} postgres_standby_upstream={SIBLING}
+
+[all:vars]
+ansible_connection=community.docker.docker
+ansible_python_interpreter=/usr/bin/python3
+postgres_replication_password={PASSWORD}
+postgres_synchronous_mode=sync
+postgres_settings={{"wal_sender_timeout": "10s"}}
+""")
+
+
+def node(name):
+    return dock(name)
+
+
+def switchover(*args, inventories=None, timeout=600):
+    run = run_playbook(playbook_cmd(SWITCHOVER, *args, inventories=inventories), timeout=timeout, name="switchover")
+    assert PASSWORD not in run.output
+    return run
+
+
+def site(*args, inventories=None):
+    run = run_playbook(playbook_cmd(SITE, *args, inventories=inventories), timeout=900, name="site.yml")
+    assert PASSWORD not in run.output
+    return run
+
+
+def in_recovery(name):
+    return psql(node(name), "SELECT pg_is_in_recovery()")
+
+
+def started_at(name):
+    return psql(node(name), "SELECT pg_postmaster_start_time()")
+
+
+def timeline(name):
+    return int(psql(node(name), "SELECT timeline_id FROM pg_control_checkpoint()"))
+
+
+def streams_from(upstream, name):
+    """Whether upstream reports name's replication connection as streaming."""
+    return psql(node(upstream), "SELECT count(*) FROM pg_stat_replication "
+                                f"WHERE application_name = '{name}' AND state = 'streaming'") == "1"
+
+
+def row_arrives(name, token):
+    wait_for(f"row {token} on {name}",
+             lambda: psql(node(name), f"SELECT count(*) FROM sw_marks WHERE t = '{token}'", check=False) == "1", 60)
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    """A login role for the client, its table, and a line made by hand in every node's pg_hba.conf (the
+    controller's address on the lab network) that the collection must leave alone."""
+    gateway = subprocess.run(["docker", "network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", NETWORK],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    psql(node(PRIMARY), f"CREATE ROLE {WRITER} LOGIN PASSWORD '{WRITER_PASSWORD}'")
+    psql(node(PRIMARY), f"CREATE TABLE sw_rows (n int PRIMARY KEY); CREATE TABLE sw_marks (t text); "
+                        f"GRANT INSERT, SELECT ON sw_rows, sw_marks TO {WRITER}")
+    for name in HOSTS:
+        hba = psql(node(name), "SHOW hba_file")
+        sh(node(name), f"echo 'host postgres {WRITER} {gateway}/32 scram-sha-256' >> {hba}")
+        psql(node(name), "SELECT pg_reload_conf()")
+    return dict(started={n: started_at(n) for n in HOSTS}, timeline=timeline(PRIMARY))
+
+
+# -- refusals: nothing changes -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, says", [
+    ((), "No standby to promote is given"),
+    (("-e", "postgres_switchover_to=sw-nosuch"), "which is not a standby of the inventory"),
+    (("-e", f"postgres_switchover_to={CASCADE}"), f"{CASCADE} is a cascading standby: it streams from {SIBLING}"),
+])
+def test_refused_before_any_change(prepared, args, says):
+    run = switchover(*args)
+    assert run.rc != 0 and says in run.output, run.tail()
+    assert all(run.counts(h)["changed"] == 0 for h in HOSTS), run.tail()
+    assert in_recovery(PRIMARY) == "f" and in_recovery(TARGET) == "t"
+    assert started_at(PRIMARY) == prepared["started"][PRIMARY]
+    assert not node(PRIMARY).file(LOCK).exists
+
+
+def test_a_paused_target_is_refused(prepared):
+    psql(node(TARGET), "SELECT pg_wal_replay_pause()")
+    try:
+        run = switchover("-e", f"postgres_switchover_to={TARGET}")
+    finally:
+        psql(node(TARGET), "SELECT pg_wal_replay_resume()")
+    assert run.rc != 0 and f"Replay is paused on {TARGET}" in run.output, run.tail()
+    assert all(run.counts(h)["changed"] == 0 for h in HOSTS), run.tail()
+    assert in_recovery(PRIMARY) == "f" and started_at(PRIMARY) == prepared["started"][PRIMARY]
+
+
+# -- abort: the target stops receiving during the hand-over -------------------------------------------------------
+
+def test_abort_when_the_target_stops_receiving(prepared):
+    """The target's WAL receiver is stopped (SIGSTOP) as the hand-over begins, so it never receives the shutdown
+    checkpoint: after postgres_switchover_timeout the old primary must run again as the primary, writable, and the
+    target stay its standby."""
+    log = os.path.join(WORK_DIR, "abort.log")
+    proc = start_playbook(playbook_cmd(SWITCHOVER, "-e", f"postgres_switchover_to={TARGET}",
+                                       "-e", '{"postgres_switchover_timeout": 5}'), log)
+    receiver = None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            with open(log, encoding="utf-8") as f:
+                if "Write the dirty buffers out before the stop" in f.read():
+                    break
+            time.sleep(0.1)
+        receiver = sh(node(TARGET), "pgrep -f '^postgres: .*walreceiver'").split()[0]
+        sh(node(TARGET), f"kill -STOP {receiver}")
+        proc.wait(timeout=300)
+    finally:
+        if receiver:
+            node(TARGET).run(f"kill -CONT {receiver}")
+    with open(log, encoding="utf-8") as f:
+        output = f.read()
+    assert proc.returncode != 0, output[-4000:]
+    assert "The switchover to sw-standby1 was aborted" in output and "was started again and is the primary" in output, \
+        output[-4000:]
+    assert in_recovery(PRIMARY) == "f" and in_recovery(TARGET) == "t"
+    assert timeline(TARGET) == prepared["timeline"]
+    assert not node(PRIMARY).file(LOCK).exists
+    # writable again, and what it writes reaches the target: nothing was lost or forked
+    token = f"abort-{time.time()}"
+    psql(node(PRIMARY), f"INSERT INTO sw_marks VALUES ('{token}')")
+    row_arrives(TARGET, token)
+    wait_for("the target streams again", lambda: streams_from(PRIMARY, TARGET), 90)
+
+
+# -- the switchover under a write loop ----------------------------------------------------------------------------
+
+class Writer(threading.Thread):
+    """Inserts numbered rows, one per commit, through conninfo (every node, target_session_attrs=read-write),
+    reconnecting on any error; a row counts only once its commit returned."""
+
+    def __init__(self, conninfo):
+        super().__init__(daemon=True)
+        self.conninfo = f"{conninfo} dbname=postgres user={WRITER} password={WRITER_PASSWORD} connect_timeout=2"
+        self.acked, self.errors, self.stop, self.n = [], 0, threading.Event(), 0
+        self.times = []
+
+    def run(self):
+        conn = None
+        deadline = time.monotonic() + 240
+        while not self.stop.is_set() and time.monotonic() < deadline and self.n < 100000:
+            self.n += 1
+            try:
+                if conn is None:
+                    conn = psycopg2.connect(self.conninfo)
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO sw_rows VALUES (%s)", (self.n,))
+                conn.commit()
+                self.acked.append(self.n)
+                self.times.append(time.monotonic())
+            except psycopg2.Error:
+                self.errors += 1
+                try:
+                    if conn is not None:
+                        conn.close()
+                except psycopg2.Error:
+                    pass
+                conn = None
+                time.sleep(0.1)
+            time.sleep(0.01)
+
+    def longest_gap(self):
+        return max((b - a for a, b in zip(self.times, self.times[1:])), default=0.0)
+
+
+@pytest.fixture(scope="module")
+def switched(prepared):
+    # the client connects with the string status.yml prints for applications
+    status = run_playbook(playbook_cmd("hotstandby.postgresql.status"), timeout=300, name="status.yml")
+    found = re.search(r"(host=\S+ port=\S+ dbname=postgres target_session_attrs=read-write)", status.output)
+    assert found, status.tail()
+    conninfo = found.group(1)
+    assert conninfo.count(",") == 2 * (len(HOSTS) - 1), conninfo
+    writer = Writer(conninfo)
+    writer.start()
+    wait_for("the writer's first commits", lambda: len(writer.acked) >= 50, 60)
+    acked_before = len(writer.acked)
+    run = switchover("-e", f"postgres_switchover_to={TARGET}")
+    wait_for("commits on the new primary", lambda: len(writer.acked) >= acked_before + 200, 90)
+    writer.stop.set()
+    writer.join(30)
+    return dict(run=run, writer=writer, acked_before=acked_before, started=prepared["started"],
+                timeline=prepared["timeline"])
+
+
+def test_switchover_succeeds_and_reports(switched):
+    run = switched["run"]
+    assert run.rc == 0, run.tail()
+    window = re.search(r"writes were unavailable for ([0-9.]+) s", run.output)
+    assert window, run.tail()
+    print(f"switchover: write-unavailable window {window.group(1)} s (playbook), longest gap between the "
+          f"client's commits {switched['writer'].longest_gap():.2f} s, {switched['writer'].errors} client errors")
+    assert f"Move {TARGET} from postgres_standby to postgres_master." in run.output
+    assert "target_session_attrs=read-write" in run.output
+
+
+def test_no_acknowledged_commit_is_lost(switched):
+    acked = switched["writer"].acked
+    assert len(acked) > switched["acked_before"] + 200
+    on_new = set(int(n) for n in psql(node(TARGET), "SELECT n FROM sw_rows").split())
+    missing = sorted(set(acked) - on_new)
+    assert not missing, f"{len(missing)} acknowledged rows missing on the new primary: {missing[:20]}"
+
+
+def test_new_primary_is_on_the_next_timeline_and_the_old_one_follows(switched):
+    assert in_recovery(TARGET) == "f"
+    assert timeline(TARGET) == switched["timeline"] + 1
+    assert in_recovery(PRIMARY) == "t"
+    wait_for("the old primary streams from the new one", lambda: streams_from(TARGET, PRIMARY), 60)
+    refused = psql_result_rc(PRIMARY, "INSERT INTO sw_marks VALUES ('nope')")
+    assert refused != 0
+    token = f"after-{time.time()}"
+    psql(node(TARGET), f"INSERT INTO sw_marks VALUES ('{token}')")
+    for name in (PRIMARY, SIBLING, CASCADE):
+        row_arrives(name, token)
+
+
+def test_siblings_follow_without_restart_and_the_cascade_is_untouched(switched):
+    wait_for("the sibling streams from the new primary", lambda: streams_from(TARGET, SIBLING), 60)
+    assert started_at(SIBLING) == switched["started"][SIBLING]
+    assert streams_from(SIBLING, CASCADE)
+    assert started_at(CASCADE) == switched["started"][CASCADE]
+    # the new primary waits for one of its own standbys, never for a node that is gone
+    assert psql(node(TARGET), "SHOW synchronous_standby_names") == f'FIRST 1 ("{PRIMARY}", "{SIBLING}")'
+
+
+def test_a_second_switchover_to_the_same_target_is_a_noop(switched):
+    run = switchover("-e", f"postgres_switchover_to={TARGET}")
+    assert run.rc == 0 and "the switchover is done, nothing is changed" in run.output, run.tail()
+    assert all(run.counts(h)["changed"] == 0 for h in HOSTS), run.tail()
+
+
+def test_site_refuses_the_old_inventory(switched):
+    run = site()
+    assert run.rc != 0 and f"{TARGET} is in postgres_standby but is a running primary" in run.output, run.tail()
+    assert all(run.counts(h)["changed"] == 0 for h in HOSTS if run.counts(h)), run.tail()
+
+
+def test_site_converges_with_the_changed_inventory_without_clone_or_restart(switched):
+    started = started_at(TARGET)
+    run = site(inventories=[AFTER_INVENTORY])
+    assert run.rc == 0, run.tail()
+    assert "cloned " not in run.output, run.tail()
+    assert started_at(TARGET) == started
+    again = site(inventories=[AFTER_INVENTORY])
+    assert again.rc == 0 and all(again.counts(h)["changed"] == 0 for h in HOSTS), again.tail()
+    for name in (PRIMARY, SIBLING):
+        assert streams_from(TARGET, name)
+    # the old primary kept no slots for its former standbys
+    assert psql(node(PRIMARY), "SELECT count(*) FROM pg_replication_slots") == "0"
+
+
+def psql_result_rc(name, sql):
+    return node(name).run(f"runuser -u postgres -- psql -XAtc \"{sql}\"").rc
