@@ -136,8 +136,8 @@ def test_abort_when_the_target_stops_receiving(prepared):
     checkpoint: after postgres_switchover_timeout the old primary must run again as the primary, writable, and the
     target stay its standby."""
     log = os.path.join(WORK_DIR, "abort.log")
-    proc = start_playbook(playbook_cmd(SWITCHOVER, "-e", f"postgres_switchover_to={TARGET}",
-                                       "-e", '{"postgres_switchover_timeout": 5}'), log)
+    proc, handle = start_playbook(playbook_cmd(SWITCHOVER, "-e", f"postgres_switchover_to={TARGET}",
+                                               "-e", '{"postgres_switchover_timeout": 5}'), log)
     receiver = None
     try:
         deadline = time.monotonic() + 120
@@ -152,6 +152,10 @@ def test_abort_when_the_target_stops_receiving(prepared):
     finally:
         if receiver:
             node(TARGET).run(f"kill -CONT {receiver}")
+        if proc.poll() is None:  # never leave a switchover running behind the next test
+            proc.terminate()
+            proc.wait(60)
+        handle.close()
     with open(log, encoding="utf-8") as f:
         output = f.read()
     assert proc.returncode != 0, output[-4000:]
@@ -232,8 +236,14 @@ def test_switchover_succeeds_and_reports(switched):
     assert run.rc == 0, run.tail()
     window = re.search(r"writes were unavailable for ([0-9.]+) s", run.output)
     assert window, run.tail()
-    print(f"switchover: write-unavailable window {window.group(1)} s (playbook), longest gap between the "
-          f"client's commits {switched['writer'].longest_gap():.2f} s, {switched['writer'].errors} client errors")
+    # the measured numbers, for the README and the issue note (pytest keeps stdout of a passing test)
+    measured = (f"switchover: write-unavailable window {window.group(1)} s (playbook), longest gap between the "
+                f"client's commits {switched['writer'].longest_gap():.2f} s, {switched['writer'].errors} client "
+                f"errors, {len(switched['writer'].acked)} commits acknowledged, switchover.yml {run.seconds:.1f} s\n")
+    with open(os.path.join(os.environ.get("HOTSTANDBY_MEASURE_DIR", WORK_DIR), "switchover-measured.txt"), "a",
+              encoding="utf-8") as f:
+        f.write(measured)
+    assert switched["writer"].longest_gap() < 60, measured
     assert f"Move {TARGET} from postgres_standby to postgres_master." in run.output
     assert "target_session_attrs=read-write" in run.output
 
@@ -284,7 +294,7 @@ def test_site_converges_with_the_changed_inventory_without_clone_or_restart(swit
     started = started_at(TARGET)
     run = site(inventories=[AFTER_INVENTORY])
     assert run.rc == 0, run.tail()
-    assert "cloned " not in run.output, run.tail()
+    assert not re.search(r'"msg": "cloned ', run.output), run.tail()  # the handoff says "already a standby"
     assert started_at(TARGET) == started
     again = site(inventories=[AFTER_INVENTORY])
     assert again.rc == 0 and all(again.counts(h)["changed"] == 0 for h in HOSTS), again.tail()
