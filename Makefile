@@ -99,7 +99,7 @@ build: venv
 	  ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-doc hotstandby.postgresql.$$doc >/dev/null; done
 	for doc in topology topology_truth switchover_plan; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-doc -t filter hotstandby.postgresql.$$doc >/dev/null; done
-	for playbook in site status; do \
+	for playbook in site status switchover; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-playbook --syntax-check \
 	    -i inventory.example hotstandby.postgresql.$$playbook; done
 
@@ -115,12 +115,15 @@ define run_molecule
 endef
 
 # The version matrix: the default scenario once more on every other suite
-# (Debian 11 / PostgreSQL 13, 13 / 17, sid / 18; bookworm / 15 ran above).
+# (Debian 11 / PostgreSQL 13, 13 / 17, sid / 18; bookworm / 15 ran above),
+# and the switchover on the oldest supported version too.
 MATRIX_SUITES := bullseye trixie sid
+SWITCHOVER_SUITE := bullseye
 define run_matrix
 	set -e; for suite in $(MATRIX_SUITES); do \
 	  $(MAKE) --no-print-directory molecule-run SUITE=$$suite SCENARIO=default COLLECTIONS=$(1); \
-	done
+	done; \
+	$(MAKE) --no-print-directory molecule-run SUITE=$(SWITCHOVER_SUITE) SCENARIO=switchover COLLECTIONS=$(1)
 endef
 
 molecule-run:
