@@ -160,6 +160,12 @@ def main():
         add('scale_out', '4. scale-out: site.yml 1+3 standbys / 1+1 standby', median(secs(raw, 'scale3')),
             median(secs(raw, 'site')), r, '<= 1.3', le(r, 1.3),
             'per round: ' + ', '.join('%.2f' % x for x in ratios), ('scale3', 'site'))
+    if 'switchover_window' in raw or 'switchover_failed' in raw:
+        ratios = paired(raw, 'switchover_window', 'switchover_hand', lambda a, b: a / b)
+        window = median(secs(raw, 'switchover_window'))
+        add('switchover', '5. switchover: switchover.yml write window / hand-run stop + pg_promote()', window,
+            median(secs(raw, 'switchover_hand')), median(ratios), 'window <= 5 s', le(window, 5),
+            'per round: ' + ', '.join('%.2f' % x for x in ratios), ('switchover',))
 
     prof = {name: profile_summary(results, name) for name in ('site', 'rerun', 'scale3')}
     prof = {k: v for k, v in prof.items() if v['runs']}

@@ -16,7 +16,7 @@ import time
 import psycopg2
 import pytest
 
-from labhost import dock, playbook_cmd, psql, run_playbook, sh, start_playbook, wait_for
+from labhost import cluster, dock, playbook_cmd, psql, run_playbook, sh, start_playbook, wait_for
 
 PRIMARY, TARGET, SIBLING, CASCADE = "sw-primary", "sw-standby1", "sw-standby2", "sw-standby3"
 HOSTS = (PRIMARY, TARGET, SIBLING, CASCADE)
@@ -127,6 +127,34 @@ def test_a_paused_target_is_refused(prepared):
     assert run.rc != 0 and f"Replay is paused on {TARGET}" in run.output, run.tail()
     assert all(run.counts(h)["changed"] == 0 for h in HOSTS), run.tail()
     assert in_recovery(PRIMARY) == "f" and started_at(PRIMARY) == prepared["started"][PRIMARY]
+
+
+def test_a_stopped_target_is_refused(prepared):
+    service = cluster(node(TARGET))["service"]
+    sh(node(TARGET), f"systemctl stop {service}")
+    try:
+        run = switchover("-e", f"postgres_switchover_to={TARGET}")
+    finally:
+        sh(node(TARGET), f"systemctl start {service}")
+    assert run.rc != 0 and f"{TARGET} is not a running standby (no server runs there)" in run.output, run.tail()
+    assert all(run.counts(h)["changed"] == 0 for h in HOSTS), run.tail()
+    assert in_recovery(PRIMARY) == "f" and started_at(PRIMARY) == prepared["started"][PRIMARY]
+    wait_for("the target streams again", lambda: streams_from(PRIMARY, TARGET), 90)
+
+
+def test_a_replication_role_without_the_rewind_grants_is_refused(prepared):
+    function = "pg_catalog.pg_read_binary_file(text)"
+    psql(node(PRIMARY), f"REVOKE EXECUTE ON FUNCTION {function} FROM replicator")
+    try:
+        wait_for("the revoke on the target", lambda: psql(node(TARGET), "SELECT has_function_privilege("
+                                                          f"'replicator', '{function}', 'EXECUTE')") == "f", 60)
+        run = switchover("-e", f"postgres_switchover_to={TARGET}")
+    finally:
+        psql(node(PRIMARY), f"GRANT EXECUTE ON FUNCTION {function} TO replicator")
+    assert run.rc != 0 and "which pg_rewind needs to rejoin" in run.output and function in run.output, run.tail()
+    assert all(run.counts(h)["changed"] == 0 for h in HOSTS), run.tail()
+    wait_for("the grant on the target", lambda: psql(node(TARGET), "SELECT has_function_privilege("
+                                                     f"'replicator', '{function}', 'EXECUTE')") == "t", 60)
 
 
 # -- abort: the target stops receiving during the hand-over -------------------------------------------------------
