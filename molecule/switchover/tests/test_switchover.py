@@ -157,6 +157,15 @@ def test_a_replication_role_without_the_rewind_grants_is_refused(prepared):
                                                      f"'replicator', '{function}', 'EXECUTE')") == "t", 60)
 
 
+def test_check_mode_checks_and_changes_nothing(prepared):
+    run = switchover("-e", f"postgres_switchover_to={TARGET}", "--check", "--diff")
+    assert run.rc == 0, run.tail()
+    assert "End a check run here" in run.output
+    assert all(run.counts(h)["changed"] == 0 for h in HOSTS), run.tail()
+    assert in_recovery(PRIMARY) == "f" and in_recovery(TARGET) == "t"
+    assert started_at(PRIMARY) == prepared["started"][PRIMARY]
+
+
 # -- abort: the target stops receiving during the hand-over -------------------------------------------------------
 
 def test_abort_when_the_target_stops_receiving(prepared):
@@ -171,7 +180,8 @@ def test_abort_when_the_target_stops_receiving(prepared):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             with open(log, encoding="utf-8") as f:
-                if "Write the dirty buffers out before the stop" in f.read():
+                # as early as the hand-over can be caught: once the lock is taken (every check passed)
+                if "Take the switchover lock on the old primary" in f.read():
                     break
             time.sleep(0.1)
         receiver = sh(node(TARGET), "pgrep -f '^postgres: .*walreceiver'").split()[0]
@@ -189,6 +199,7 @@ def test_abort_when_the_target_stops_receiving(prepared):
     assert proc.returncode != 0, output[-4000:]
     assert "The switchover to sw-standby1 was aborted" in output and "was started again and is the primary" in output, \
         output[-4000:]
+    assert "had not received the old primary's shutdown checkpoint" in output, output[-4000:]
     assert in_recovery(PRIMARY) == "f" and in_recovery(TARGET) == "t"
     assert timeline(TARGET) == prepared["timeline"]
     assert not node(PRIMARY).file(LOCK).exists
@@ -271,7 +282,8 @@ def test_switchover_succeeds_and_reports(switched):
     with open(os.path.join(os.environ.get("HOTSTANDBY_MEASURE_DIR", WORK_DIR), "switchover-measured.txt"), "a",
               encoding="utf-8") as f:
         f.write(measured)
-    assert switched["writer"].longest_gap() < 60, measured
+    # a few seconds: commits never waited for a standby that was not there
+    assert switched["writer"].longest_gap() < 15, measured
     assert f"Move {TARGET} from postgres_standby to postgres_master." in run.output
     assert "target_session_attrs=read-write" in run.output
 
@@ -289,8 +301,8 @@ def test_new_primary_is_on_the_next_timeline_and_the_old_one_follows(switched):
     assert timeline(TARGET) == switched["timeline"] + 1
     assert in_recovery(PRIMARY) == "t"
     wait_for("the old primary streams from the new one", lambda: streams_from(TARGET, PRIMARY), 60)
-    refused = psql_result_rc(PRIMARY, "INSERT INTO sw_marks VALUES ('nope')")
-    assert refused != 0
+    refused = node(PRIMARY).run("runuser -u postgres -- psql -XAtc \"INSERT INTO sw_marks VALUES ('nope')\"")
+    assert refused.rc != 0 and "read-only transaction" in refused.stderr, refused.stderr
     token = f"after-{time.time()}"
     psql(node(TARGET), f"INSERT INTO sw_marks VALUES ('{token}')")
     for name in (PRIMARY, SIBLING, CASCADE):
@@ -319,11 +331,13 @@ def test_site_refuses_the_old_inventory(switched):
 
 
 def test_site_converges_with_the_changed_inventory_without_clone_or_restart(switched):
-    started = started_at(TARGET)
+    started = {name: started_at(name) for name in HOSTS}
+    aside = {name: sh(node(name), "ls -d /var/lib/postgresql/*/*.moved-* 2>/dev/null || true") for name in HOSTS}
     run = site(inventories=[AFTER_INVENTORY])
     assert run.rc == 0, run.tail()
-    assert not re.search(r'"msg": "cloned ', run.output), run.tail()  # the handoff says "already a standby"
-    assert started_at(TARGET) == started
+    # no node restarted (a clone would have), and no data directory was moved aside for one
+    assert {name: started_at(name) for name in HOSTS} == started, run.tail()
+    assert {name: sh(node(name), "ls -d /var/lib/postgresql/*/*.moved-* 2>/dev/null || true") for name in HOSTS} == aside
     again = site(inventories=[AFTER_INVENTORY])
     assert again.rc == 0 and all(again.counts(h)["changed"] == 0 for h in HOSTS), again.tail()
     for name in (PRIMARY, SIBLING):
@@ -331,6 +345,3 @@ def test_site_converges_with_the_changed_inventory_without_clone_or_restart(swit
     # the old primary kept no slots for its former standbys
     assert psql(node(PRIMARY), "SELECT count(*) FROM pg_replication_slots") == "0"
 
-
-def psql_result_rc(name, sql):
-    return node(name).run(f"runuser -u postgres -- psql -XAtc \"{sql}\"").rc
