@@ -51,6 +51,18 @@ options:
     description: The port of each node by host name (normally its C(postgres_port)); 5432 for a node not named.
     type: dict
     default: {}
+  synchronous_mode:
+    description: C(postgres_synchronous_mode) - V(async), V(sync) or V(quorum), for RV(_value.synchronous_standby_names).
+    type: str
+    default: async
+  synchronous_count:
+    description: C(postgres_synchronous_count); refused when it exceeds the standbys that will stream from the target.
+    type: int
+    default: 1
+  tls:
+    description: C(postgres_tls) - the new pg_hba lines are C(hostssl) lines when true, else C(host) lines.
+    type: bool
+    default: false
 '''
 
 EXAMPLES = r'''
@@ -113,6 +125,15 @@ _value:
     rewind_source:
       description: The connection string the old primary's pg_rewind uses to reach the new primary, without a password.
       type: str
+    synchronous_standby_names:
+      description: The new primary's C(synchronous_standby_names), built from the standbys that will stream from it
+        (V('') in async mode), set on the target before its promotion.
+      type: str
+    target_hba_rules:
+      description: C(community.postgresql.postgresql_pg_hba) rules for the target - a replication line per standby that
+        will stream from it, and the old primary's line to database C(postgres) for pg_rewind.
+      type: list
+      elements: dict
 '''
 
 from collections.abc import Mapping

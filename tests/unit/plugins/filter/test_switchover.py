@@ -356,3 +356,41 @@ def test_malformed_input(args, kwargs):
 
 def test_filter_is_registered():
     assert sw.FilterModule().filters() == {'switchover_plan': sw.switchover_plan}
+
+
+# -- what the target gets before the promotion ------------------------------------------------------------------
+
+@pytest.mark.parametrize('mode, count, names', [
+    ('async', 1, ''),
+    ('sync', 1, 'FIRST 1 ("db1", "db3")'),
+    ('quorum', 2, 'ANY 2 ("db1", "db3")'),
+])
+def test_synchronous_names_of_the_new_primary_are_its_own_standbys(mode, count, names):
+    result = plan(synchronous_mode=mode, synchronous_count=count)
+    assert result['refusals'] == []
+    assert result['synchronous_standby_names'] == names
+
+
+def test_a_synchronous_count_above_the_new_standbys_is_refused():
+    only(plan(synchronous_mode='sync', synchronous_count=3), 'postgres_synchronous_count 3',
+         'after the switchover 2 standby(s) would stream from db2 (db1, db3)')
+
+
+@pytest.mark.parametrize('tls, contype', [(False, 'host'), (True, 'hostssl')])
+def test_target_hba_rules_cover_the_new_standbys_and_the_old_primarys_rewind(tls, contype):
+    rules = plan(tls=tls)['target_hba_rules']
+    assert rules == [
+        {'contype': contype, 'databases': 'replication', 'address': '10.0.0.1/32',
+         'comment': 'hotstandby.postgresql: replication for db1'},
+        {'contype': contype, 'databases': 'postgres', 'address': '10.0.0.1/32',
+         'comment': 'hotstandby.postgresql: pg_rewind for db1'},
+        {'contype': contype, 'databases': 'replication', 'address': '10.0.0.3/32',
+         'comment': 'hotstandby.postgresql: replication for db3'}]
+
+
+def test_missing_rewind_grants_on_the_target_are_refused():
+    infos = healthy()
+    infos['db2'].update(rewind_user='replicator', rewind_user_exists=True,
+                        rewind_grants_missing=['pg_catalog.pg_read_binary_file(text)'])
+    only(plan(infos), 'On db2 the role replicator may not run pg_catalog.pg_read_binary_file(text)',
+         'which pg_rewind needs to rejoin db1')
