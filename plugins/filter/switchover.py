@@ -63,6 +63,12 @@ options:
     description: C(postgres_tls) - the new pg_hba lines are C(hostssl) lines when true, else C(host) lines.
     type: bool
     default: false
+  facts:
+    description: Each node's C(ansible_facts) by host name. The old primary's pg_hba lines on the target use its own
+      default IPv4 address from them, since the topology's address of the primary is C(postgres_primary_address)
+      when that is set.
+    type: dict
+    default: {}
 '''
 
 EXAMPLES = r'''
@@ -187,7 +193,7 @@ def _join(hosts):
 
 
 def switchover_plan(infos, topology, target, max_lag_bytes=None, rewind_user=None, ports=None,
-                    synchronous_mode='async', synchronous_count=1, tls=False):
+                    synchronous_mode='async', synchronous_count=1, tls=False, facts=None):
     """Refusals and plan of a switchover to target; see DOCUMENTATION."""
     if not isinstance(infos, Mapping) or not isinstance(topology, Mapping) or \
             not isinstance(topology.get('hosts'), Mapping):
@@ -219,7 +225,13 @@ def switchover_plan(infos, topology, target, max_lag_bytes=None, rewind_user=Non
     below = sorted((nodes.get(target) or {}).get('downstream') or []) if target in standbys else []
     untouched = sorted(h for h in standbys if h != target and h not in direct and h not in below)
     # the old primary's slot is named as topology names a standby's from its inventory name
-    new_downstream = ([_entry(nodes, primary, default_slot_name(primary))] if primary and is_direct else []) + \
+    # The old primary connects to the target from its own address: the topology's address of the primary is
+    # postgres_primary_address when that is set (a virtual IP or a DNS name).
+    old_entry = _entry(nodes, primary, default_slot_name(primary)) if primary else None
+    own = ((facts or {}).get(primary) or {}).get('default_ipv4') if isinstance(facts, Mapping) else None
+    if old_entry is not None and isinstance(own, Mapping) and own.get('address'):
+        old_entry['address'] = own['address']
+    new_downstream = ([old_entry] if primary and is_direct else []) + \
         (followers + [_entry(nodes, h) for h in below] if is_direct else [])
     inventory_change = []
     if is_direct:

@@ -394,3 +394,9 @@ def test_missing_rewind_grants_on_the_target_are_refused():
                         rewind_grants_missing=['pg_catalog.pg_read_binary_file(text)'])
     only(plan(infos), 'On db2 the role replicator may not run pg_catalog.pg_read_binary_file(text)',
          'which pg_rewind needs to rejoin db1')
+
+
+def test_the_old_primarys_lines_use_its_own_address_when_postgres_primary_address_is_set():
+    result = plan(topology=topo(primary_address='db-primary.example.com'), facts={'db1': {'default_ipv4': {'address': '10.0.0.1'}}, 'db2': {}})
+    assert result['refusals'] == []
+    assert [r['address'] for r in result['target_hba_rules'] if r['comment'].endswith('db1')] == ['10.0.0.1/32'] * 2
