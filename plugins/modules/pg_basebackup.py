@@ -581,8 +581,8 @@ class BaseBackup(DataDirWorker):
         if plan['cleaned_staging']:
             parts.append('leftover staging directory %s' % ('removed' if done else 'would be removed'))
         if plan['followed']:
-            parts.append('%sre-pointed from %s (reload the server)' % ('' if done else 'would be ',
-                                                                        plan['previous_upstream']))
+            parts.append('%sre-pointed from %s (reload the server)'
+                         % ('' if done else 'would be ', plan['previous_upstream']))
             return '%s is a standby of the same system (identifier %s) as %s:%s; %s' % (
                 self.data_dir, self.primary['system_identifier'], self.host, self.port, '; '.join(parts))
         return '%s is already a standby of %s:%s; %s' % (

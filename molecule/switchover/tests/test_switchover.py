@@ -344,4 +344,3 @@ def test_site_converges_with_the_changed_inventory_without_clone_or_restart(swit
         assert streams_from(TARGET, name)
     # the old primary kept no slots for its former standbys
     assert psql(node(PRIMARY), "SELECT count(*) FROM pg_replication_slots") == "0"
-
