@@ -156,13 +156,23 @@ STREAMING = 'streaming'
 DEFAULT_PORT = 5432
 
 
-def _whole(value, name):
+# -- shared with the failover plan (plugins/filter/failover.py) ----------------------------------------------------
+
+def whole(value, name, caller='switchover_plan'):
+    """value as an int (a string holding a whole number too); AnsibleFilterError naming caller and name otherwise."""
     if isinstance(value, bool):
-        raise AnsibleFilterError('switchover_plan: %s must be a whole number, got %r' % (name, value))
+        raise AnsibleFilterError('%s: %s must be a whole number, got %r' % (caller, name, value))
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise AnsibleFilterError('switchover_plan: %s must be a whole number, got %r' % (name, value))
+        raise AnsibleFilterError('%s: %s must be a whole number, got %r' % (caller, name, value))
+
+
+def node_ports(ports, hosts, caller='switchover_plan'):
+    """The port of each host: ports (host -> port, normally postgres_port) or DEFAULT_PORT."""
+    if ports is not None and not isinstance(ports, Mapping):
+        raise AnsibleFilterError('%s: ports must map host names to ports, got %r' % (caller, ports))
+    return dict((h, whole((ports or {}).get(h) or DEFAULT_PORT, 'the port of %s' % h, caller)) for h in hosts)
 
 
 def _on(value):
@@ -182,10 +192,68 @@ def _running(read, host, role):
     return state == 'ok' and info.get('connected', True) and info.get('role') == role
 
 
-def _entry(nodes, host, slot=None):
+def downstream_entry(nodes, host, slot=None):
+    """A standby that will stream from the new primary: host, slot, application_name, address (from the topology)."""
     node = nodes.get(host) or {}
     return {'host': host, 'slot': slot or node.get('slot'), 'application_name': node.get('application_name') or host,
             'address': node.get('address')}
+
+
+def old_primary_entry(nodes, primary, facts, fallback_address=None):
+    """The old primary as a standby of the new one. Its slot is named as topology names a standby's from its
+    inventory name. It connects from its own address: the topology's address of the primary is
+    postgres_primary_address when that is set (a virtual IP or a DNS name), so its default IPv4 address from facts
+    comes first; fallback_address is used when neither is known."""
+    entry = downstream_entry(nodes, primary, default_slot_name(primary))
+    own = ((facts or {}).get(primary) or {}).get('default_ipv4') if isinstance(facts, Mapping) else None
+    if isinstance(own, Mapping) and own.get('address'):
+        entry['address'] = own['address']
+    elif not entry['address'] and fallback_address:
+        entry['address'] = fallback_address
+    return entry
+
+
+def handover_inventory_change(nodes, primary, target, below):
+    """What to change in the inventory once target is the primary in place of primary, one sentence each; below
+    are the target's own downstream standbys."""
+    change = ['Move %s from postgres_standby to postgres_master.' % target,
+              'Move %s from postgres_master to postgres_standby.' % primary]
+    # postgres_standby_upstream may not name the primary: the target's downstreams stream from it by default
+    change.extend('Remove postgres_standby_upstream (%s) from %s: it streams from the primary %s now.'
+                  % (target, h, target) for h in below)
+    known = [(nodes.get(h) or {}).get('address') for h in (primary, target)]
+    change.append('If postgres_primary_address is set%s, set it to the address of %s%s.'
+                  % (' (to %s)' % known[0] if known[0] else '', target, ' (%s)' % known[1] if known[1] else ''))
+    return change
+
+
+def rewind_conninfo(nodes, source, port, rewind_user):
+    """The connection string of the old primary's pg_rewind to source (the new primary), without a password."""
+    return 'host=%s port=%s%s dbname=postgres' % (
+        (nodes.get(source) or {}).get('address') or source, port.get(source, DEFAULT_PORT),
+        ' user=%s' % rewind_user if rewind_user else '')
+
+
+def synchronous_names(mode, count, names):
+    """synchronous_standby_names over names (application names, in priority order); '' when count is None."""
+    return '' if count is None else '%s %d (%s)' % (
+        'FIRST' if mode == 'sync' else 'ANY', count, ', '.join('"%s"' % n.replace('"', '""') for n in names))
+
+
+def handover_hba_rules(new_downstream, old_primary, tls):
+    """postgresql_pg_hba rules for the new primary: a replication line per entry of new_downstream with an address,
+    and the old primary's line to database postgres for pg_rewind."""
+    use_tls = _on(tls)
+    hba = []
+    for h in new_downstream:
+        if not h['address']:
+            continue
+        for database in ('replication', 'postgres') if h['host'] == old_primary else ('replication',):
+            hba.append({'contype': 'hostssl' if use_tls else 'host', 'databases': database,
+                        'address': _single_address(h['address']),
+                        'comment': 'hotstandby.postgresql: %s for %s' % (
+                            'replication' if database == 'replication' else 'pg_rewind', h['host'])})
+    return hba
 
 
 def _join(hosts):
@@ -204,12 +272,10 @@ def switchover_plan(infos, topology, target, max_lag_bytes=None, rewind_user=Non
     if not isinstance(target, str):
         raise AnsibleFilterError('switchover_plan: target must be a host name, got %r' % (target,))
     target = target.strip()
-    if ports is not None and not isinstance(ports, Mapping):
-        raise AnsibleFilterError('switchover_plan: ports must map host names to ports, got %r' % (ports,))
     if rewind_user is not None and not isinstance(rewind_user, str):
         raise AnsibleFilterError('switchover_plan: rewind_user must be a role name, got %r' % (rewind_user,))
-    bound = None if max_lag_bytes is None or max_lag_bytes == '' else _whole(max_lag_bytes, 'max_lag_bytes')
-    port = dict((h, _whole((ports or {}).get(h) or DEFAULT_PORT, 'the port of %s' % h)) for h in topology['hosts'])
+    bound = None if max_lag_bytes is None or max_lag_bytes == '' else whole(max_lag_bytes, 'max_lag_bytes')
+    port = node_ports(ports, topology['hosts'])
 
     nodes = topology['hosts']
     primary = topology.get('primary')
@@ -221,54 +287,26 @@ def switchover_plan(infos, topology, target, max_lag_bytes=None, rewind_user=Non
     new = target if target in standbys or target == primary else None
 
     # the plan (also with refusals: the caller may show it)
-    followers = [_entry(nodes, h) for h in sorted(direct) if h != target] if is_direct else []
+    followers = [downstream_entry(nodes, h) for h in sorted(direct) if h != target] if is_direct else []
     below = sorted((nodes.get(target) or {}).get('downstream') or []) if target in standbys else []
     untouched = sorted(h for h in standbys if h != target and h not in direct and h not in below)
-    # the old primary's slot is named as topology names a standby's from its inventory name
-    # The old primary connects to the target from its own address: the topology's address of the primary is
-    # postgres_primary_address when that is set (a virtual IP or a DNS name).
-    old_entry = _entry(nodes, primary, default_slot_name(primary)) if primary else None
-    own = ((facts or {}).get(primary) or {}).get('default_ipv4') if isinstance(facts, Mapping) else None
-    if old_entry is not None and isinstance(own, Mapping) and own.get('address'):
-        old_entry['address'] = own['address']
+    old_entry = old_primary_entry(nodes, primary, facts) if primary else None
     new_downstream = ([old_entry] if primary and is_direct else []) + \
-        (followers + [_entry(nodes, h) for h in below] if is_direct else [])
-    inventory_change = []
-    if is_direct:
-        inventory_change = ['Move %s from postgres_standby to postgres_master.' % target,
-                            'Move %s from postgres_master to postgres_standby.' % primary]
-        # postgres_standby_upstream may not name the primary: the target's downstreams stream from it by default
-        inventory_change.extend('Remove postgres_standby_upstream (%s) from %s: it streams from the primary %s now.'
-                                % (target, h, target) for h in below)
-        known = [(nodes.get(h) or {}).get('address') for h in (primary, target)]
-        inventory_change.append('If postgres_primary_address is set%s, set it to the address of %s%s.'
-                                % (' (to %s)' % known[0] if known[0] else '', target,
-                                   ' (%s)' % known[1] if known[1] else ''))
+        (followers + [downstream_entry(nodes, h) for h in below] if is_direct else [])
+    inventory_change = handover_inventory_change(nodes, primary, target, below) if is_direct else []
     first = new or primary
     order = ([first] if first else []) + [h for h in ([primary] if primary else []) + standbys if h != first]
     conninfo = 'host=%s port=%s target_session_attrs=read-write' % (
         ','.join((nodes.get(h) or {}).get('address') or h for h in order), ','.join(str(port[h]) for h in order))
     source = new or primary
-    rewind_source = 'host=%s port=%s%s dbname=postgres' % (
-        (nodes.get(source) or {}).get('address') or source, port.get(source, DEFAULT_PORT),
-        ' user=%s' % rewind_user if rewind_user else '') if source else None
+    rewind_source = rewind_conninfo(nodes, source, port, rewind_user) if source else None
     # what the new primary needs before it is promoted: every standby that will stream from it is a synchronous
     # candidate (as the topology filter names them for a primary), and pg_hba lines for them, plus the old
     # primary's normal connection to database postgres for pg_rewind
-    count = _whole(synchronous_count, 'synchronous_count') if synchronous_mode != 'async' else None
+    count = whole(synchronous_count, 'synchronous_count') if synchronous_mode != 'async' else None
     names = [h['application_name'] for h in new_downstream]
-    synchronous_standby_names = '' if count is None else '%s %d (%s)' % (
-        'FIRST' if synchronous_mode == 'sync' else 'ANY', count, ', '.join('"%s"' % n.replace('"', '""') for n in names))
-    use_tls = _on(tls)
-    hba = []
-    for h in new_downstream:
-        if not h['address']:
-            continue
-        for database in ('replication', 'postgres') if h['host'] == primary else ('replication',):
-            hba.append({'contype': 'hostssl' if use_tls else 'host', 'databases': database,
-                        'address': _single_address(h['address']),
-                        'comment': 'hotstandby.postgresql: %s for %s' % (
-                            'replication' if database == 'replication' else 'pg_rewind', h['host'])})
+    synchronous_standby_names = synchronous_names(synchronous_mode, count, names)
+    hba = handover_hba_rules(new_downstream, primary, tls)
     plan = dict(refusals=[], already_done=False, message='', new_primary=target or None, old_primary=primary,
                 followers=followers, untouched=untouched, new_downstream=new_downstream,
                 inventory_change=inventory_change, conninfo=conninfo, rewind_source=rewind_source,
@@ -394,7 +432,7 @@ def switchover_plan(infos, topology, target, max_lag_bytes=None, rewind_user=Non
         for setting, others, what in (('max_wal_senders', len(other_senders), 'WAL sender(s) it serves'),
                                       ('max_replication_slots', len(other_slots), 'slot(s) it has')):
             have, needed = t_info.get(setting), len(new_downstream) + others
-            if have is not None and _whole(have, setting) < needed:
+            if have is not None and whole(have, setting) < needed:
                 refusals.append('%s has %s = %s, but it needs %d after the switchover for %s%s: raise '
                                 'postgres_%s and run site.yml (it restarts %s), then switch over.'
                                 % (target, setting, have, needed, _join([h['host'] for h in new_downstream]),
