@@ -97,9 +97,9 @@ build: venv
 	$(BIN)/ansible-galaxy collection install --offline --no-deps -p $(INSTALLED) $(ARTIFACT)
 	for doc in pg_basebackup pg_basebackup_wait pg_rejoin pg_replication_info; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-doc hotstandby.postgresql.$$doc >/dev/null; done
-	for doc in topology topology_truth switchover_plan; do \
+	for doc in topology topology_truth switchover_plan failover_plan; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-doc -t filter hotstandby.postgresql.$$doc >/dev/null; done
-	for playbook in site status switchover; do \
+	for playbook in site status switchover failover; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-playbook --syntax-check \
 	    -i inventory.example hotstandby.postgresql.$$playbook; done
 

@@ -159,6 +159,15 @@ data_directory:
       description: What user data it holds (databases, relations, tablespaces), V(null) when none.
       type: str
       sample: database directory base/16384
+    checkpoint_timeline:
+      description:
+        - The timeline of its latest checkpoint, C(Latest checkpoint's TimeLineID) of C(pg_controldata) (run in the C
+          locale from C(/usr/lib/postgresql/<pg_version>/bin)), read only while no server runs in it.
+        - For a stopped former primary, the timeline it wrote WAL on, which C(site.yml) compares with the primary's
+          to rejoin it. V(null) while a server runs there (see RV(timeline)), without a cluster, and when
+          C(pg_controldata) is missing or fails.
+      type: int
+      sample: 1
 role:
   description: V(primary), or V(standby) while the server is in recovery.
   returned: always
@@ -581,6 +590,9 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.basebackup import DEBIAN_LIB
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import C_ENV
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.controldata import parse_controldata
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import (
     postmaster_pid, read_pg_version, read_system_identifier, user_data_found)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.replication import (
@@ -744,12 +756,12 @@ def summary(info):
     return ', '.join(parts)
 
 
-def data_directory(path):
-    """What the data directory itself says, running server or not (read as root; nothing is written)."""
+def data_directory(module, path):
+    """What the data directory itself says, running server or not (nothing is written)."""
     if not path:
         return None
     found = dict(path=path, exists=os.path.isdir(path), system_identifier=None, pg_version=None,
-                 standby_signal=False, running=False, port=None, user_data=None)
+                 standby_signal=False, running=False, port=None, user_data=None, checkpoint_timeline=None)
     if not found['exists']:
         return found
     try:
@@ -760,7 +772,25 @@ def data_directory(path):
                  running=bool(postmaster_pid(path)), user_data=user_data_found(path))
     if found['running']:
         found['port'] = listening_port(path)
+    elif found['system_identifier']:
+        found['checkpoint_timeline'] = checkpoint_timeline(module, path, found['pg_version'])
     return found
+
+
+def checkpoint_timeline(module, path, version):
+    """Latest checkpoint's TimeLineID of the stopped cluster in path (pg_controldata, C locale), None if unreadable."""
+    if not version or not version.isdigit():
+        return None
+    tool = os.path.join(DEBIAN_LIB, version, 'bin', 'pg_controldata')
+    if not os.access(tool, os.X_OK):
+        return None
+    rc, out, dummy = module.run_command([tool, '-D', path], environ_update=dict(C_ENV))
+    if rc != 0:
+        return None
+    try:
+        return parse_controldata(out)['checkpoint_timeline']
+    except ValueError:
+        return None
 
 
 def listening_port(path):
@@ -777,7 +807,7 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if module.params['rewind_user'] == '':
         module.fail_json(msg='rewind_user must name a role (it is empty); leave it out to check no role')
-    folder = data_directory(module.params['data_dir'])
+    folder = data_directory(module, module.params['data_dir'])
     if folder and folder.get('port'):
         module.params['login_port'] = folder['port']
     if psycopg2 is None:

@@ -20,8 +20,10 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
+import psycopg2
 import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner, itergroup
 
@@ -401,3 +403,43 @@ def finish_playbook(proc, log, timeout=900, name="ansible-playbook"):
     out = log.read()
     log.close()
     return Run(rc, out, name=name, seconds=time.monotonic() - started)
+
+
+class Writer(threading.Thread):
+    """Inserts numbered rows into table (one column n), one per commit, through conninfo (every node,
+    target_session_attrs=read-write) as user, reconnecting on any error; a row counts only once its commit
+    returned (acked)."""
+
+    def __init__(self, conninfo, user, password, table, seconds=240):
+        super().__init__(daemon=True)
+        self.conninfo = f"{conninfo} dbname=postgres user={user} password={password} connect_timeout=2"
+        self.insert, self.seconds = f"INSERT INTO {table} VALUES (%s)", seconds
+        self.acked, self.errors, self.stop, self.n = [], 0, threading.Event(), 0
+        self.times = []
+
+    def run(self):
+        conn = None
+        deadline = time.monotonic() + self.seconds
+        while not self.stop.is_set() and time.monotonic() < deadline and self.n < 100000:
+            self.n += 1
+            try:
+                if conn is None:
+                    conn = psycopg2.connect(self.conninfo)
+                with conn.cursor() as cur:
+                    cur.execute(self.insert, (self.n,))
+                conn.commit()
+                self.acked.append(self.n)
+                self.times.append(time.monotonic())
+            except psycopg2.Error:
+                self.errors += 1
+                try:
+                    if conn is not None:
+                        conn.close()
+                except psycopg2.Error:
+                    pass
+                conn = None
+                time.sleep(0.1)
+            time.sleep(0.01)
+
+    def longest_gap(self):
+        return max((b - a for a, b in zip(self.times, self.times[1:])), default=0.0)

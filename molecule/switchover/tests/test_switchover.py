@@ -10,13 +10,11 @@ import os
 import re
 import subprocess
 import tempfile
-import threading
 import time
 
-import psycopg2
 import pytest
 
-from labhost import cluster, dock, playbook_cmd, psql, run_playbook, sh, start_playbook, wait_for
+from labhost import Writer, cluster, dock, playbook_cmd, psql, run_playbook, sh, start_playbook, wait_for
 
 PRIMARY, TARGET, SIBLING, CASCADE = "sw-primary", "sw-standby1", "sw-standby2", "sw-standby3"
 HOSTS = (PRIMARY, TARGET, SIBLING, CASCADE)
@@ -212,44 +210,6 @@ def test_abort_when_the_target_stops_receiving(prepared):
 
 # -- the switchover under a write loop ----------------------------------------------------------------------------
 
-class Writer(threading.Thread):
-    """Inserts numbered rows, one per commit, through conninfo (every node, target_session_attrs=read-write),
-    reconnecting on any error; a row counts only once its commit returned."""
-
-    def __init__(self, conninfo):
-        super().__init__(daemon=True)
-        self.conninfo = f"{conninfo} dbname=postgres user={WRITER} password={WRITER_PASSWORD} connect_timeout=2"
-        self.acked, self.errors, self.stop, self.n = [], 0, threading.Event(), 0
-        self.times = []
-
-    def run(self):
-        conn = None
-        deadline = time.monotonic() + 240
-        while not self.stop.is_set() and time.monotonic() < deadline and self.n < 100000:
-            self.n += 1
-            try:
-                if conn is None:
-                    conn = psycopg2.connect(self.conninfo)
-                with conn.cursor() as cur:
-                    cur.execute("INSERT INTO sw_rows VALUES (%s)", (self.n,))
-                conn.commit()
-                self.acked.append(self.n)
-                self.times.append(time.monotonic())
-            except psycopg2.Error:
-                self.errors += 1
-                try:
-                    if conn is not None:
-                        conn.close()
-                except psycopg2.Error:
-                    pass
-                conn = None
-                time.sleep(0.1)
-            time.sleep(0.01)
-
-    def longest_gap(self):
-        return max((b - a for a, b in zip(self.times, self.times[1:])), default=0.0)
-
-
 @pytest.fixture(scope="module")
 def switched(prepared):
     # the client connects with the string status.yml prints for applications
@@ -258,7 +218,7 @@ def switched(prepared):
     assert found, status.tail()
     conninfo = found.group(1)
     assert conninfo.count(",") == 2 * (len(HOSTS) - 1), conninfo
-    writer = Writer(conninfo)
+    writer = Writer(conninfo, WRITER, WRITER_PASSWORD, "sw_rows")
     writer.start()
     wait_for("the writer's first commits", lambda: len(writer.acked) >= 50, 60)
     acked_before = len(writer.acked)

@@ -18,6 +18,7 @@ from ansible_collections.hotstandby.postgresql.plugins.modules import pg_replica
 from ansible_collections.hotstandby.postgresql.plugins.module_utils import replication as r
 from ansible_collections.hotstandby.postgresql.tests.unit.plugins.module_utils.clusters import (
     PRIMARY_SYSID, write_cluster)
+from ansible_collections.hotstandby.postgresql.tests.unit.plugins.module_utils.controldata_samples import render
 from ansible_collections.hotstandby.postgresql.tests.unit.plugins.modules.harness import NO_LOG_MASK, run_main
 
 PASSWORD = 's3cr:et pass'
@@ -431,9 +432,10 @@ def test_no_write_statement_in_any_query():
 # data_dir: what the directory says when no server answers
 # ---------------------------------------------------------------------------
 
-def test_data_dir_of_a_stopped_standby_is_reported_not_failed(server, capsys, tmp_path):
+def test_data_dir_of_a_stopped_standby_is_reported_not_failed(server, capsys, tmp_path, monkeypatch):
     path = str(tmp_path / 'main')
     write_cluster(path, standby=True)
+    monkeypatch.setattr(m, 'DEBIAN_LIB', str(tmp_path / 'no-lib'))  # no pg_controldata: its timeline is unknown
     server.connect_error = 'connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed: No such file'
     result = run_module(capsys, data_dir=path)
     assert not result.get('failed'), result
@@ -442,7 +444,8 @@ def test_data_dir_of_a_stopped_standby_is_reported_not_failed(server, capsys, tm
     assert result['replication'] == [] and result['timeline'] is None
     assert result['data_directory'] == dict(path=path, exists=True, system_identifier=PRIMARY_SYSID, pg_version='15',
                                             standby_signal=True, running=False, port=None,
-                                            user_data='files that initdb does not create (standby.signal)')
+                                            user_data='files that initdb does not create (standby.signal)',
+                                            checkpoint_timeline=None)
     assert set(result) - {'_raw', 'changed', 'warnings'} == RETURN_KEYS
 
 
@@ -454,6 +457,65 @@ def test_data_dir_of_a_stopped_primary_with_data(server, capsys, tmp_path):
     assert result['role'] == 'primary' and result['connected'] is False
     assert 'stopped primary' in result['msg']
     assert result['data_directory']['user_data']
+
+
+def fake_controldata(monkeypatch, tmp_path, answer):
+    """pg_controldata of PostgreSQL 15 under a fake DEBIAN_LIB; answer: (rc, out, err). Returns the calls made."""
+    tool = tmp_path / 'lib' / '15' / 'bin' / 'pg_controldata'
+    tool.parent.mkdir(parents=True)
+    tool.write_text('#!/bin/sh\nexit 99\n')
+    tool.chmod(0o755)
+    monkeypatch.setattr(m, 'DEBIAN_LIB', str(tmp_path / 'lib'))
+    calls = []
+
+    def run_command(self, args, **kwargs):
+        calls.append((args, kwargs))
+        return answer
+
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', run_command)
+    return calls
+
+
+def test_data_dir_of_a_stopped_former_primary_reports_its_checkpoint_timeline(server, capsys, tmp_path, monkeypatch):
+    path = str(tmp_path / 'main')
+    write_cluster(path, user_data=True)
+    calls = fake_controldata(monkeypatch, tmp_path, (0, render(system_identifier=PRIMARY_SYSID, timeline='2'), ''))
+    server.connect_error = 'connection refused'
+    result = run_module(capsys, data_dir=path)
+    assert result['role'] == 'primary' and result['data_directory']['checkpoint_timeline'] == 2
+    assert [c[0] for c in calls] == [[str(tmp_path / 'lib' / '15' / 'bin' / 'pg_controldata'), '-D', path]]
+    assert calls[0][1]['environ_update']['LC_ALL'] == 'C'
+    # the same read in check mode
+    assert run_module(capsys, check=True, data_dir=path)['data_directory']['checkpoint_timeline'] == 2
+
+
+@pytest.mark.parametrize('answer', [(1, '', 'pg_controldata: error: could not open file'),
+                                    (0, 'Datenbanksystemidentifikation: 1\n', '')])
+def test_data_dir_checkpoint_timeline_unknown_when_pg_controldata_fails(server, capsys, tmp_path, monkeypatch, answer):
+    path = str(tmp_path / 'main')
+    write_cluster(path)
+    fake_controldata(monkeypatch, tmp_path, answer)
+    server.connect_error = 'connection refused'
+    result = run_module(capsys, data_dir=path)
+    assert not result.get('failed') and result['data_directory']['checkpoint_timeline'] is None
+
+
+def test_data_dir_checkpoint_timeline_unknown_without_pg_controldata(server, capsys, tmp_path, monkeypatch):
+    path = str(tmp_path / 'main')
+    write_cluster(path)
+    monkeypatch.setattr(m, 'DEBIAN_LIB', str(tmp_path / 'no-lib'))
+    server.connect_error = 'connection refused'
+    assert run_module(capsys, data_dir=path)['data_directory']['checkpoint_timeline'] is None
+
+
+def test_data_dir_checkpoint_timeline_not_read_while_a_server_runs(server, capsys, tmp_path, monkeypatch):
+    path = str(tmp_path / 'main')
+    write_cluster(path)
+    calls = fake_controldata(monkeypatch, tmp_path, (0, render(system_identifier=PRIMARY_SYSID), ''))
+    monkeypatch.setattr(m, 'postmaster_pid', lambda d: 4242 if d == path else None)
+    result = run_module(capsys, data_dir=path)
+    assert result['connected'] is True and result['data_directory']['checkpoint_timeline'] is None
+    assert calls == []
 
 
 def test_data_dir_missing_means_no_cluster(server, capsys, tmp_path):

@@ -1,0 +1,327 @@
+"""Failover on a primary and two standbys (sync mode, FIRST 1), two rounds on the same containers.
+
+The tests run in file order on the pair converge built. Round 1: the primary container is killed (docker kill)
+under a client write loop, after fo-standby2 stopped receiving (so fo-standby1 is the most advanced) and after
+fo-standby1 stopped receiving too (so the old primary holds WAL of a commit nobody acknowledged: diverged WAL).
+The refusals run while it is down; failover.yml then promotes fo-standby1. The old container comes back
+(docker start): the start-time guard must refuse to start it as a primary. site.yml with the changed inventory
+rejoins it, keeping a copy of what it discards. Round 2: only PostgreSQL is killed on the new primary (the
+container keeps running): failover.yml masks its service; site.yml rejoins it with
+postgres_rejoin_discard_diverged=true (no copy). Every assertion reads the servers or the playbooks' own output.
+"""
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from labhost import Writer, cluster, dock, playbook_cmd, psql, run_playbook, sh, wait_for
+
+PRIMARY, STANDBY1, STANDBY2 = "fo-primary", "fo-standby1", "fo-standby2"
+HOSTS = (PRIMARY, STANDBY1, STANDBY2)
+NETWORK = "hotstandby-molecule-fo"
+PASSWORD = "molecule-test-only-failover"
+FAILOVER, SITE = "hotstandby.postgresql.failover", "hotstandby.postgresql.site"
+WORK_DIR = tempfile.mkdtemp(prefix="hotstandby-failover-")
+WRITER, WRITER_PASSWORD = "fo_writer", "molecule-test-only-writer"
+MARKER = "/etc/postgresql/*/main/hotstandby-fenced"
+
+
+def inventory(path, primary, standbys):
+    """An INI inventory as an operator writes it after failover.yml printed the change."""
+    lines = ["[postgres_master]", primary, "", "[postgres_standby]", *standbys, "", "[all:vars]",
+             "ansible_connection=community.docker.docker", "ansible_python_interpreter=/usr/bin/python3",
+             f"postgres_replication_password={PASSWORD}", "postgres_synchronous_mode=sync",
+             "postgres_failover_timeout=45", 'postgres_settings={"wal_receiver_timeout": "5s"}', ""]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+ROUND1 = inventory(os.path.join(WORK_DIR, "round1.ini"), STANDBY1, [PRIMARY, STANDBY2])
+ROUND2 = inventory(os.path.join(WORK_DIR, "round2.ini"), PRIMARY, [STANDBY1, STANDBY2])
+
+
+def node(name):
+    return dock(name)
+
+
+def playbook(which, *args, inventories=None, timeout=600):
+    run = run_playbook(playbook_cmd(which, *args, inventories=inventories), timeout=timeout, name=which)
+    assert PASSWORD not in run.output
+    return run
+
+
+def in_recovery(name):
+    return psql(node(name), "SELECT pg_is_in_recovery()")
+
+
+def started_at(name):
+    return psql(node(name), "SELECT pg_postmaster_start_time()")
+
+
+def timeline(name):
+    return int(psql(node(name), "SELECT timeline_id FROM pg_control_checkpoint()"))
+
+
+def streams_from(upstream, name):
+    return psql(node(upstream), "SELECT count(*) FROM pg_stat_replication "
+                                f"WHERE application_name = '{name}' AND state = 'streaming'") == "1"
+
+
+def receiver(name):
+    """The pid of the WAL receiver on name, or None."""
+    found = node(name).run("pgrep -f '^postgres: .*walreceiver'")
+    return found.stdout.split()[0] if found.rc == 0 and found.stdout.split() else None
+
+
+def stop_receiving(name):
+    pid = receiver(name)
+    assert pid, f"no WAL receiver on {name}"
+    sh(node(name), f"kill -STOP {pid}")
+    return pid
+
+
+def pad(name, local=False):
+    """About 30 MB of WAL in one commit on name: more than the socket buffers hold for a stopped WAL receiver.
+    local: committed without waiting for a synchronous standby (synchronous_commit = local)."""
+    setting = "SET synchronous_commit = local; " if local else ""
+    psql(node(name), f"{setting}INSERT INTO fo_pad SELECT g FROM generate_series(1, 600000) g")
+
+
+def not_streaming(name):
+    return psql(node(name), "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+                check=False) == "0"
+
+
+def docker(*args):
+    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def ahead_of_rejoined(run, host):
+    """The discarded range the rejoin of host reported: (start, end, bytes)."""
+    found = re.search(re.escape(host) + r": [^\n]*?WAL discarded ([0-9A-F]+/[0-9A-F]+) to ([0-9A-F]+/[0-9A-F]+) "
+                      r"\(([0-9]+) bytes\)", run.output)
+    return found.groups() if found else None
+
+
+def unchanged(run):
+    return all(run.counts(h).get("changed", 0) == 0 for h in HOSTS)
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    """A login role for the client and its table, and a pg_hba line for the controller's address on every node."""
+    gateway = docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", NETWORK)
+    psql(node(PRIMARY), f"CREATE ROLE {WRITER} LOGIN PASSWORD '{WRITER_PASSWORD}'")
+    psql(node(PRIMARY), "CREATE TABLE fo_rows (n int PRIMARY KEY); CREATE TABLE fo_marks (t text); CREATE TABLE fo_pad (n int); "
+                        f"GRANT INSERT, SELECT ON fo_rows, fo_marks TO {WRITER}")
+    for name in HOSTS:
+        hba = psql(node(name), "SHOW hba_file")
+        sh(node(name), f"echo 'host postgres {WRITER} {gateway}/32 scram-sha-256' >> {hba}")
+        psql(node(name), "SELECT pg_reload_conf()")
+    status = run_playbook(playbook_cmd("hotstandby.postgresql.status"), timeout=300, name="status.yml")
+    found = re.search(r"(host=\S+ port=\S+ dbname=postgres target_session_attrs=read-write)", status.output)
+    assert found, status.tail()
+    return dict(started={n: started_at(n) for n in HOSTS}, timeline=timeline(PRIMARY), conninfo=found.group(1))
+
+
+def test_refused_while_the_primary_runs(prepared):
+    run = playbook(FAILOVER)
+    assert run.rc != 0 and "this is not a failover" in run.output and "switchover.yml" in run.output, run.tail()
+    assert unchanged(run), run.tail()
+    assert in_recovery(PRIMARY) == "f" and started_at(PRIMARY) == prepared["started"][PRIMARY]
+    # --force never overrides a running primary
+    forced = playbook(FAILOVER, "-e", '{"postgres_failover_force": true}')
+    assert forced.rc != 0 and "this is not a failover" in forced.output, forced.tail()
+    assert in_recovery(PRIMARY) == "f" and in_recovery(STANDBY1) == "t"
+
+
+# -- round 1: the primary's container is killed under a write loop ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def killed(prepared):
+    writer = Writer(prepared["conninfo"], WRITER, WRITER_PASSWORD, "fo_rows", seconds=400)
+    writer.start()
+    wait_for("the writer's first commits", lambda: len(writer.acked) >= 50, 60)
+    paused = [(STANDBY2, stop_receiving(STANDBY2))]
+    # commits go on (fo-standby1 is the synchronous standby): fo-standby2 falls behind
+    pad(PRIMARY)
+    count = len(writer.acked)
+    wait_for("commits while fo-standby2 does not receive", lambda: len(writer.acked) >= count + 50, 60)
+    paused.append((STANDBY1, stop_receiving(STANDBY1)))
+    # committed on the primary only (not synchronously): WAL only the old primary has; the writer's next commit
+    # waits for fo-standby1 and is never acknowledged
+    pad(PRIMARY, local=True)
+    time.sleep(1)
+    acked_at_kill = list(writer.acked)
+    docker("kill", PRIMARY)
+    for name, pid in paused:
+        node(name).run(f"kill -CONT {pid}")
+    for name in (STANDBY1, STANDBY2):
+        wait_for(f"{name} notices the primary is gone", lambda n=name: not_streaming(n), 60)
+    return dict(writer=writer, acked_at_kill=acked_at_kill)
+
+
+def test_refusals_while_the_primary_is_down(killed):
+    run = playbook(FAILOVER, "-e", "postgres_failover_to=fo-nosuch")
+    assert run.rc != 0 and "fo-nosuch" in run.output and "not a standby of the inventory" in run.output, run.tail()
+    assert unchanged(run), run.tail()
+    behind = playbook(FAILOVER, "-e", f"postgres_failover_to={STANDBY2}")
+    assert behind.rc != 0 and f"{STANDBY2} is behind {STANDBY1}" in behind.output, behind.tail()
+    assert unchanged(behind), behind.tail()
+    alone = playbook(FAILOVER, "--limit", PRIMARY)
+    assert alone.rc != 0 and "No standby of the inventory answers" in alone.output, alone.tail()
+    check = playbook(FAILOVER, "--check", "--diff")
+    assert check.rc == 0 and "End a check run here" in check.output, check.tail()
+    assert unchanged(check), check.tail()
+    assert in_recovery(STANDBY1) == "t" and in_recovery(STANDBY2) == "t"
+
+
+@pytest.fixture(scope="module")
+def failed_over(killed, prepared):
+    run = playbook(FAILOVER)
+    writer = killed["writer"]
+    count = len(writer.acked)
+    if run.rc == 0:
+        wait_for("commits on the new primary", lambda: len(writer.acked) >= count + 100, 90)
+    writer.stop.set()
+    writer.join(30)
+    return dict(run=run, writer=writer, acked_at_kill=killed["acked_at_kill"], started=prepared["started"],
+                timeline=prepared["timeline"])
+
+
+def test_failover_promotes_the_most_advanced_standby(failed_over):
+    run = failed_over["run"]
+    assert run.rc == 0, run.tail()
+    assert in_recovery(STANDBY1) == "f" and timeline(STANDBY1) == failed_over["timeline"] + 1
+    taking = re.search(r"taking writes ([0-9.]+) s after failover.yml started", run.output)
+    assert taking, run.tail()
+    assert f"Move {STANDBY1} from postgres_standby to postgres_master." in run.output, run.tail()
+    measured = (f"failover: new primary taking writes {taking.group(1)} s after failover.yml started, "
+                f"failover.yml {run.seconds:.1f} s, {failed_over['writer'].errors} client errors, "
+                f"{len(failed_over['writer'].acked)} commits acknowledged\n")
+    with open(os.path.join(os.environ.get("HOTSTANDBY_MEASURE_DIR", WORK_DIR), "failover-measured.txt"), "a",
+              encoding="utf-8") as f:
+        f.write(measured)
+
+
+def test_no_acknowledged_commit_is_lost(failed_over):
+    acked = failed_over["writer"].acked
+    assert len(acked) >= len(failed_over["acked_at_kill"]) + 100
+    on_new = set(int(n) for n in psql(node(STANDBY1), "SELECT n FROM fo_rows").split())
+    missing = sorted(set(acked) - on_new)
+    assert not missing, f"{len(missing)} acknowledged rows missing on the new primary: {missing[:20]}"
+
+
+def test_the_other_standby_follows_without_restart(failed_over):
+    wait_for("fo-standby2 streams from the new primary", lambda: streams_from(STANDBY1, STANDBY2), 60)
+    assert started_at(STANDBY2) == failed_over["started"][STANDBY2]
+    token = f"after-{time.time()}"
+    psql(node(STANDBY1), f"INSERT INTO fo_marks VALUES ('{token}')")
+    wait_for("the row on fo-standby2",
+             lambda: psql(node(STANDBY2), f"SELECT count(*) FROM fo_marks WHERE t = '{token}'") == "1", 60)
+    # commits wait for a standby that is there, never only for the lost one
+    assert psql(node(STANDBY1), "SHOW synchronous_standby_names").startswith("FIRST 1 (")
+
+
+def test_a_second_failover_is_a_noop(failed_over):
+    run = playbook(FAILOVER)
+    assert run.rc == 0 and "already has its primary" in run.output, run.tail()
+    assert unchanged(run), run.tail()
+
+
+def test_the_guard_refuses_the_returning_primary(failed_over):
+    docker("start", PRIMARY)
+    service = None
+
+    def booted():
+        return node(PRIMARY).run("systemctl is-system-running").stdout.strip() in ("running", "degraded")
+    wait_for("the old primary's container boots", booted, 120)
+    service = cluster(node(PRIMARY))["service"]
+    wait_for("its PostgreSQL start is decided",
+             lambda: node(PRIMARY).run(f"systemctl is-active {service}").stdout.strip() in ("failed", "inactive",
+                                                                                              "active"), 60)
+    assert node(PRIMARY).run(f"systemctl is-active {service}").stdout.strip() != "active"
+    journal = sh(node(PRIMARY), f"journalctl -u {service} --no-pager -b")
+    assert "refusing to start" in journal and STANDBY1 in journal and "timeline" in journal, journal[-3000:]
+    write = node(PRIMARY).run("runuser -u postgres -- psql -XAtc \"INSERT INTO fo_marks VALUES ('nope')\"")
+    assert write.rc != 0
+
+
+def test_site_refuses_the_old_inventory(failed_over):
+    run = playbook(SITE, timeout=900)
+    assert run.rc != 0 and f"{STANDBY1} is in postgres_standby but is a running primary" in run.output, run.tail()
+    assert unchanged(run), run.tail()
+
+
+def test_site_rejoins_the_old_primary_and_keeps_a_copy(failed_over):
+    copies = sh(node(PRIMARY), "ls -d /var/lib/postgresql/*/main.diverged-* 2>/dev/null || true")
+    assert copies == ""
+    started = started_at(STANDBY1)
+    run = playbook(SITE, inventories=[ROUND1], timeout=900)
+    assert run.rc == 0, run.tail()
+    assert started_at(STANDBY1) == started, "site.yml restarted the new primary"
+    assert in_recovery(PRIMARY) == "t"
+    wait_for("the old primary streams from the new one", lambda: streams_from(STANDBY1, PRIMARY), 60)
+    discarded = ahead_of_rejoined(run, PRIMARY)
+    assert discarded and int(discarded[2]) > 0, run.tail()
+    copies = sh(node(PRIMARY), "ls -d /var/lib/postgresql/*/main.diverged-* 2>/dev/null || true")
+    assert copies and copies in run.output, (copies, run.tail())
+    token = f"rejoined-{time.time()}"
+    psql(node(STANDBY1), f"INSERT INTO fo_marks VALUES ('{token}')")
+    wait_for("the row on the old primary",
+             lambda: psql(node(PRIMARY), f"SELECT count(*) FROM fo_marks WHERE t = '{token}'") == "1", 60)
+    again = playbook(SITE, inventories=[ROUND1], timeout=900)
+    assert again.rc == 0 and unchanged(again), again.tail()
+
+
+# -- round 2: only PostgreSQL dies on the new primary; the host answers ---------------------------------------------
+
+def test_round2_fences_a_reachable_primary_and_rejoin_can_discard(failed_over):
+    # fo-primary is the most advanced (fo-standby2 stops receiving first); then the primary commits one row
+    # locally that no standby receives (synchronous_commit = local), and its PostgreSQL is killed
+    paused = [(STANDBY2, stop_receiving(STANDBY2))]
+    pad(STANDBY1)
+    psql(node(STANDBY1), "INSERT INTO fo_marks VALUES ('only-fo-primary-and-standby1')")
+    wait_for("the row on fo-primary",
+             lambda: psql(node(PRIMARY), "SELECT count(*) FROM fo_marks WHERE t = 'only-fo-primary-and-standby1'")
+             == "1", 60)
+    paused.append((PRIMARY, stop_receiving(PRIMARY)))
+    psql(node(STANDBY1), "SET synchronous_commit = local; INSERT INTO fo_marks VALUES ('diverged')")
+    pad(STANDBY1, local=True)
+    service = cluster(node(STANDBY1))["service"]
+    sh(node(STANDBY1), "kill -9 $(head -1 /var/lib/postgresql/*/main/postmaster.pid)")
+    for name, pid in paused:
+        node(name).run(f"kill -CONT {pid}")
+    for name in (PRIMARY, STANDBY2):
+        wait_for(f"{name} notices the primary is gone", lambda n=name: not_streaming(n), 60)
+
+    run = playbook(FAILOVER, inventories=[ROUND1])
+    assert run.rc == 0, run.tail()
+    assert in_recovery(PRIMARY) == "f"
+    assert "stopped and masked" in run.output, run.tail()
+    assert node(STANDBY1).run(f"systemctl is-enabled {service}").stdout.strip() == "masked"
+    assert node(STANDBY1).run(f"systemctl start {service}").rc != 0
+    assert node(STANDBY1).run("runuser -u postgres -- psql -XAtc 'SELECT 1'").rc != 0
+    assert sh(node(STANDBY1), f"ls {MARKER}")
+    wait_for("fo-standby2 streams from fo-primary", lambda: streams_from(PRIMARY, STANDBY2), 60)
+    assert psql(node(PRIMARY), "SELECT count(*) FROM fo_marks WHERE t = 'only-fo-primary-and-standby1'") == "1"
+
+    refused = playbook(SITE, inventories=[ROUND1], timeout=900)
+    assert refused.rc != 0, refused.tail()
+    assert unchanged(refused), refused.tail()
+
+    copies = sh(node(STANDBY1), "ls -d /var/lib/postgresql/*/main.diverged-* 2>/dev/null || true")
+    rejoin = playbook(SITE, "-e", '{"postgres_rejoin_discard_diverged": true}', inventories=[ROUND2], timeout=900)
+    assert rejoin.rc == 0, rejoin.tail()
+    discarded = ahead_of_rejoined(rejoin, STANDBY1)
+    assert discarded and int(discarded[2]) > 0, rejoin.tail()
+    # the operator accepted the loss: no copy was made
+    assert sh(node(STANDBY1), "ls -d /var/lib/postgresql/*/main.diverged-* 2>/dev/null || true") == copies
+    assert node(STANDBY1).run(f"systemctl is-enabled {service}").stdout.strip() != "masked"
+    assert not sh(node(STANDBY1), f"ls {MARKER} 2>/dev/null || true")
+    wait_for("the rewound node streams from fo-primary", lambda: streams_from(PRIMARY, STANDBY1), 60)
+    assert psql(node(STANDBY1), "SELECT count(*) FROM fo_marks WHERE t = 'diverged'") == "0"
