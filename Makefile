@@ -28,7 +28,7 @@ DEMO_DIR := $(CURDIR)/.lab/demo
 DEMO_PRIMARY := hs-demo-primary
 DEMO_STANDBY := hs-demo-standby
 
-.PHONY: help demo demo-down test venv host-deps lab lab-images unit lint sanity build molecule molecule-artifact molecule-run bench clean
+.PHONY: help demo demo-down test checks venv host-deps lab lab-images unit lint sanity build molecule molecule-artifact molecule-run bench clean
 
 help:
 	@echo "make demo       build a primary and a hot standby in local containers and show them replicating"
@@ -68,8 +68,14 @@ demo-down:
 
 ## --- test -------------------------------------------------------------------
 
-test: unit lint sanity molecule-artifact
+# The lab images (debootstrap: network and disk) are built while the checks
+# (CPU) run; --output-sync keeps each one's output together.
+test: venv
+	$(MAKE) --no-print-directory -j2 --output-sync=target checks lab-images
+	$(MAKE) --no-print-directory molecule-artifact
 	@echo "make test: all checks passed"
+
+checks: unit lint sanity build
 
 unit: venv
 	$(BIN)/pytest tests/unit
@@ -116,14 +122,23 @@ endef
 
 # The version matrix: the default scenario once more on every other suite
 # (Debian 11 / PostgreSQL 13, 13 / 17, sid / 18; bookworm / 15 ran above),
-# and the switchover on the oldest supported version too.
+# and the switchover on the oldest supported version too. The switchover runs
+# beside the default runs (their own containers, network and molecule
+# directories), its output kept in a log printed when it ends; a failure of
+# either ends both.
 MATRIX_SUITES := bullseye trixie sid
 SWITCHOVER_SUITE := bullseye
 define run_matrix
-	set -e; for suite in $(MATRIX_SUITES); do \
-	  $(MAKE) --no-print-directory molecule-run SUITE=$$suite SCENARIO=default COLLECTIONS=$(1); \
+	mkdir -p $(BUILD); log=$(BUILD)/matrix-switchover.log; \
+	setsid $(MAKE) --no-print-directory molecule-run SUITE=$(SWITCHOVER_SUITE) SCENARIO=switchover \
+	  COLLECTIONS=$(1) >$$log 2>&1 & sw=$$!; \
+	for suite in $(MATRIX_SUITES); do \
+	  $(MAKE) --no-print-directory molecule-run SUITE=$$suite SCENARIO=default COLLECTIONS=$(1) \
+	    || { kill -- -$$sw 2>/dev/null || true; wait $$sw || true; cat $$log; exit 1; }; \
 	done; \
-	$(MAKE) --no-print-directory molecule-run SUITE=$(SWITCHOVER_SUITE) SCENARIO=switchover COLLECTIONS=$(1)
+	rc=0; wait $$sw || rc=$$?; \
+	echo "=== switchover on $(SWITCHOVER_SUITE) (ran beside the default runs) ==="; cat $$log; \
+	exit $$rc
 endef
 
 molecule-run:

@@ -141,6 +141,10 @@ _value:
         eligible, or V('')).
       type: list
       elements: dict
+    candidates_text:
+      description: RV(_value.candidates) as one line for the play's output - each standby's received and replayed WAL,
+        the bytes it is behind the best one, and why it cannot take over.
+      type: str
     choice:
       description: Why RV(_value.new_primary) was chosen, one sentence (V('') when none is).
       type: str
@@ -480,6 +484,33 @@ def failover_plan(infos, topology, target='', force=False, rewind_user=None, por
             refusals.append('%s: promoting it loses the commits only %s has. Leave postgres_failover_to out to '
                             'promote %s, or pass %s to accept the loss.' % (text, best, best, FORCE))
 
+    # 6b. acknowledged commits a standby that did not answer (or does not run) may hold alone: with FIRST/ANY n, every
+    # acknowledged commit is on n standbys; unless fewer than n of them are unknown, the most advanced
+    # standby that answered may lack some
+    unknown = [c['host'] for c in candidates if c['host'] in direct and c['host'] != new
+               and c['state'] in ('unreachable', 'unreadable', 'stopped')]
+    if new and count is not None and unknown:
+        named = [h for h in unknown if h in sync]
+        if len(named) >= count:
+            text = ('In %s mode every acknowledged commit is on %d synchronous standby(s), and %s did not answer: '
+                    'an acknowledged commit may be only there, and promoting %s may lose it'
+                    % (synchronous_mode, count, _join(named), new))
+            if force:
+                warnings.append('FORCED: %s.' % text)
+            else:
+                refusals.append('%s. Make %s reachable and run again, or pass %s to accept that.'
+                                % (text, _join(named), FORCE))
+    elif new and unknown:
+        warnings.append('%s did not answer, so %s may have received more WAL than %s (async mode: '
+                        'commits did not wait for a standby).' % (_join(unknown), 'it' if len(unknown) == 1
+                                                                 else 'one of them', new))
+    if new and p_state == 'unreachable' and not old_primary_entry(nodes, primary, facts, fallback).get('address'):
+        warnings.append('The address of %s is not known (no facts, no IP address in the standbys\' '
+                        'primary_conninfo): %s gets no pg_hba line for it, so the start-time guard on %s cannot ask '
+                        '%s when it comes back, and starts it as a primary unless postgres_fence_strict is true. '
+                        'Keep %s down until site.yml with the changed inventory has rejoined it.'
+                        % (primary, new, primary, new, primary))
+
     # 7. what the new primary needs
     if new and new in eligible and info[new].get('replay_paused'):
         refusals.append('Replay is paused on %s (%s): it would not replay what it received before its promotion. '
@@ -546,7 +577,21 @@ def failover_plan(infos, topology, target='', force=False, rewind_user=None, por
     parts.append('%s gets a slot on %s that keeps WAL for it until site.yml with the changed inventory rejoins it '
                  'as a standby (drop the slot if it is not coming back).' % (primary, new))
     plan['message'] = ' '.join(parts)
+    plan['candidates_text'] = candidates_text(candidates)
     return plan
+
+
+def candidates_text(candidates):
+    """One line per candidate: its received and replayed WAL, how far it is behind the best, and why not."""
+    lines = []
+    for c in candidates:
+        line = '%s: received %s, replayed %s' % (c['host'], c['receive_lsn'] or '-', c['replay_lsn'] or '-')
+        if c['behind_bytes']:
+            line += ', %d bytes behind' % c['behind_bytes']
+        if c['synchronous_candidate']:
+            line += ', a synchronous candidate'
+        lines.append(line + ('' if c['eligible'] else ' - cannot take over: %s' % c['reason']))
+    return 'Candidates: ' + '; '.join(lines) + '.' if lines else 'No candidates.'
 
 
 class FilterModule(object):

@@ -242,6 +242,17 @@ cluster_state:
   returned: always
   type: str
   sample: shut down
+crash_recovered:
+  description:
+    - Whether the module first ran PostgreSQL's crash recovery on O(data_dir) - a cluster that stopped without a
+      shutdown checkpoint (RV(cluster_state) V(in production), V(in crash recovery) or V(shutting down): killed, or
+      its host lost power), with no server running and no C(backup_label). It runs C(postgres --single), which
+      accepts no connection, replays the node's own WAL to its real end and stops cleanly; RV(local_end_lsn) and
+      RV(discarded) are read after it. In check mode it is only planned (V(false)), and what a rewind would
+      discard is known only after it.
+  returned: always
+  type: bool
+  sample: false
 running:
   description: Whether a server was running in O(data_dir) (the module then fails).
   returned: always
@@ -267,7 +278,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.basebackup import (
     DEBIAN_LIB, check_upstream, find_psql, missing_slot_advice, read_timeline, read_upstream, slot_exists)
-from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import ModuleFailure, run_as
+from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import C_ENV, ModuleFailure, run_as
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.controldata import (
     CLEAN_STATES, backup_method, parse_controldata, state_problem, wal_end)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import (
@@ -297,7 +308,9 @@ ARGUMENT_SPEC = dict(
 RESULT = dict(changed=False, method=None, reason='', needs_clone=False, system_identifier=None, local_timeline=None,
               upstream_timeline=None, fork_lsn=None, local_end_lsn=None, discarded=None, copy_kept_at=None,
               rewound=False, restore_target_wal=False, settings_changed=False, passfile_changed=False,
-              primary_conninfo=None, cluster_state=None, running=False, seconds=0.0, msg='')
+              primary_conninfo=None, cluster_state=None, running=False, crash_recovered=False, seconds=0.0, msg='')
+# a cluster that stopped without a shutdown checkpoint (killed, power lost): crash recovery comes first
+CRASHED_STATES = ('in production', 'in crash recovery', 'shutting down')
 NOTHING_LOST = dict(start=None, end=None, bytes=0)
 STALE_SOURCE = ('pg_rewind found nothing to rewind, so it still sees the upstream on this node\'s timeline in the '
                 'upstream\'s control file (it was promoted and has not finished a checkpoint since): run CHECKPOINT '
@@ -341,6 +354,11 @@ class Rejoin(DataDirWorker):
             raise ModuleFailure('%s, nothing was changed' % to_native(e))
         pid = postmaster_pid(self.data_dir)
         plan.update(cluster_state=cd['state'], running=bool(pid))
+        if cd['state'] in CRASHED_STATES and not pid and backup_method(self.data_dir) is None:
+            if self.module.check_mode:
+                return 'crashed'
+            cd = self.crash_recover(tool, cd['state'])
+            plan.update(cluster_state=cd['state'], crash_recovered=True)
         problem = state_problem(cd, self.data_dir, pid, backup_method(self.data_dir), self.p['config_file'])
         if problem:
             raise ModuleFailure(problem)
@@ -356,6 +374,27 @@ class Rejoin(DataDirWorker):
                 raise ModuleFailure('cannot read the timeline history %s: %s; nothing was changed' % (path,
                                                                                                       to_native(e)))
         return local
+
+    def crash_recover(self, tool, state):
+        """PostgreSQL's own crash recovery of the stopped cluster, in single-user mode (no connection can reach it,
+        so nothing is written but its recovery), then its control data again; the copy kept before a rewind is
+        made after this, from the recovered directory."""
+        args = [os.path.join(self.bin_dir, 'postgres'), '--single', '-D', self.data_dir]
+        if self.p['config_file']:
+            args += ['-c', 'config_file=%s' % self.p['config_file']]
+        self.touched = True
+        # single-user mode reads commands from stdin: empty lines, then the end of input, end it
+        rc, out, err = self.module.run_command(list(self.runuser) + args + ['template1'], data='\n',
+                                               environ_update=dict(C_ENV), cwd='/')
+        if rc != 0:
+            raise ModuleFailure('%s was not shut down cleanly (Database cluster state "%s") and its crash recovery '
+                                '(postgres --single) failed with rc %d: %s. Its data directory is as PostgreSQL '
+                                'left it; look at the error, fix it and run again'
+                                % (self.data_dir, state, rc, ' '.join((err or out).split())[-2000:]))
+        rc, out, err = self.run([tool, '-D', self.data_dir])
+        if rc != 0:
+            raise ModuleFailure('"%s -D %s" failed after the crash recovery: %s' % (tool, self.data_dir, err.strip()))
+        return parse_controldata(out)
 
     def read_upstream(self):
         """The upstream as decide() takes it (and its parsed history)."""
@@ -381,6 +420,15 @@ class Rejoin(DataDirWorker):
                                                                                                 upstream=None),
                                    current=None, diff=dict(before='', after=''), dry_run_note=None)
         local = self.read_local(plan)
+        if local == 'crashed':
+            plan.update(changed=True, method='rewind', discarded=dict(start=None, end=None, bytes=None),
+                        reason='the cluster was not shut down cleanly (Database cluster state "%s")'
+                        % plan['cluster_state'])
+            plan['msg'] = ('%s was not shut down cleanly (%s): a real run first lets PostgreSQL recover it in '
+                           'single-user mode (no connections), then rewinds it if it has WAL %s does not have '
+                           '(what that discards is known only after the recovery)'
+                           % (self.data_dir, plan['cluster_state'], self.where))
+            return plan
         if local is None:
             plan.update(method='clone', needs_clone=True, discarded=dict(start=None, end=None, bytes=None),
                         reason='there is no PostgreSQL data directory in %s' % self.data_dir)

@@ -568,7 +568,7 @@ def test_a_synchronous_count_above_the_standbys_streaming_from_the_new_primary_i
                'commits on db2 wait for 1 of them' in w for w in result['warnings']), result['warnings']
     infos = lost()
     infos['db3'] = dict(LOST)
-    alone = plan(infos, synchronous_mode='quorum', synchronous_count=1)
+    alone = plan(infos, synchronous_mode='quorum', synchronous_count=1, force=True)
     assert alone['refusals'] == [] and alone['synchronous_standby_names'] == ''
     assert any('no standby streams from db2: commits on db2 do not wait' in w for w in alone['warnings'])
 
@@ -603,3 +603,22 @@ def test_malformed_input(args, kwargs):
 
 def test_filter_is_registered():
     assert fo.FilterModule().filters() == {'failover_plan': fo.failover_plan}
+
+
+def test_a_synchronous_standby_that_did_not_answer_may_hold_acknowledged_commits():
+    infos = lost()
+    infos['db3'] = dict(LOST)
+    refused = plan(infos, synchronous_mode='sync', synchronous_count=1)
+    only(refused, 'In sync mode every acknowledged commit is on 1 synchronous standby(s), and db3 did not answer',
+         'promoting db2 may lose it', '-e postgres_failover_force=true')
+    forced = plan(infos, synchronous_mode='sync', synchronous_count=1, force=True)
+    assert forced['refusals'] == [] and any(w.startswith('FORCED: In sync mode') for w in forced['warnings'])
+    # async: commits never waited for a standby, so it is only a warning
+    relaxed = plan(infos)
+    assert relaxed['refusals'] == [] and any('db3 did not answer, so it may have received more WAL than db2' in w
+                                             for w in relaxed['warnings'])
+
+
+def test_the_candidates_are_listed_with_their_positions():
+    text = plan()['candidates_text']
+    assert text.startswith('Candidates: db2: received ') and 'replayed' in text

@@ -62,6 +62,8 @@ class FakeNode(object):
         self.rewind_result = (0, '', REWIND_DONE)
         self.signals_at_rewind = []
         self.cp_error = None
+        self.single = None  # (rc, out, err) of postgres --single; None: recovered, controldata then says shut down
+        self.single_stdin = []
 
     def __call__(self, args, environ_update=None, cwd=None, check_rc=False, **kwargs):
         args = list(args)
@@ -75,6 +77,13 @@ class FakeNode(object):
             return self.psql([args[i + 1] for i, a in enumerate(args) if a == '-c'])
         if prog == 'pg_rewind':
             return self.rewind(args)
+        if prog == 'postgres':
+            assert '--single' in args and args[-1] == 'template1'
+            self.single_stdin.append(kwargs.get('data'))
+            if self.single:
+                return self.single
+            self.controldata = render(system_identifier=PRIMARY_SYSID, checkpoint_lsn='0/4622038')
+            return 0, '', ''
         if prog == 'cp':
             if self.cp_error:
                 os.makedirs(args[-1])  # a partial copy
@@ -488,11 +497,27 @@ def test_running_server_is_refused(lab, capsys, monkeypatch):
     assert 'psql' not in lab.fake.programs()
 
 
-def test_crashed_server_is_refused_with_what_to_do(lab, capsys):
+def test_a_crashed_cluster_is_recovered_in_single_user_mode_first(lab, capsys):
     lab.fake.controldata = render(system_identifier=PRIMARY_SYSID, state='in production')
+    planned = run_module(lab, capsys, check=True)
+    assert planned['changed'] and planned['method'] == 'rewind' and planned['discarded']['bytes'] is None
+    assert 'single-user mode' in planned['msg'] and 'postgres' not in lab.fake.programs()
+    result = run_module(lab, capsys, config_file='/etc/postgresql/15/main/postgresql.conf')
+    assert not result.get('failed'), result['msg']
+    assert result['crash_recovered'] and result['cluster_state'] == 'shut down'
+    args = [a for a, e in lab.fake.calls if 'postgres' in [os.path.basename(x) for x in a]][0]
+    assert '--single' in args and 'config_file=/etc/postgresql/15/main/postgresql.conf' in args, args
+    assert lab.fake.single_stdin == ['\n']
+    # then decided as for a clean stop
+    assert result['method'] in ('none', 'rewind')
+
+
+def test_a_failed_crash_recovery_changes_nothing_more(lab, capsys):
+    lab.fake.controldata = render(system_identifier=PRIMARY_SYSID, state='in production')
+    lab.fake.single = (1, '', 'FATAL:  could not open file "global/pg_control": Permission denied')
     result = run_module(lab, capsys)
-    assert result['failed'] and result['cluster_state'] == 'in production'
-    assert 'start and stop it cleanly once' in result['msg'] and 'pg_rewind' not in lab.fake.programs()
+    assert result['failed'] and 'crash recovery (postgres --single) failed with rc 1' in result['msg']
+    assert 'Permission denied' in result['msg'] and 'pg_rewind' not in lab.fake.programs()
 
 
 def test_unreadable_controldata_and_upstream_errors(lab, capsys):
