@@ -245,7 +245,7 @@ cluster_state:
 crash_recovered:
   description:
     - Whether the module first ran PostgreSQL's crash recovery on O(data_dir) - a cluster that stopped without a
-      shutdown checkpoint (RV(cluster_state) V(in production), V(in crash recovery) or V(shutting down): killed, or
+      shutdown checkpoint (RV(cluster_state) V(in production), V(in crash recovery) or V(shutting down) - killed, or
       its host lost power), with no server running and no C(backup_label). It runs C(postgres --single), which
       accepts no connection, replays the node's own WAL to its real end and stops cleanly; RV(local_end_lsn) and
       RV(discarded) are read after it. In check mode it is only planned (V(false)), and what a rewind would
