@@ -122,23 +122,16 @@ endef
 
 # The version matrix: the default scenario once more on every other suite
 # (Debian 11 / PostgreSQL 13, 13 / 17, sid / 18; bookworm / 15 ran above),
-# and the switchover on the oldest supported version too. The switchover runs
-# beside the default runs (their own containers, network and molecule
-# directories), its output kept in a log printed when it ends; a failure of
-# either ends both.
+# and the switchover on the oldest supported version too. (Run beside the
+# default runs, the switchover saved 0.5 of 13 min on 2 cores: they run one
+# after the other.)
 MATRIX_SUITES := bullseye trixie sid
 SWITCHOVER_SUITE := bullseye
 define run_matrix
-	mkdir -p $(BUILD); log=$(BUILD)/matrix-switchover.log; \
-	setsid $(MAKE) --no-print-directory molecule-run SUITE=$(SWITCHOVER_SUITE) SCENARIO=switchover \
-	  COLLECTIONS=$(1) >$$log 2>&1 & sw=$$!; \
-	for suite in $(MATRIX_SUITES); do \
-	  $(MAKE) --no-print-directory molecule-run SUITE=$$suite SCENARIO=default COLLECTIONS=$(1) \
-	    || { kill -- -$$sw 2>/dev/null || true; wait $$sw || true; cat $$log; exit 1; }; \
+	set -e; for suite in $(MATRIX_SUITES); do \
+	  $(MAKE) --no-print-directory molecule-run SUITE=$$suite SCENARIO=default COLLECTIONS=$(1); \
 	done; \
-	rc=0; wait $$sw || rc=$$?; \
-	echo "=== switchover on $(SWITCHOVER_SUITE) (ran beside the default runs) ==="; cat $$log; \
-	exit $$rc
+	$(MAKE) --no-print-directory molecule-run SUITE=$(SWITCHOVER_SUITE) SCENARIO=switchover COLLECTIONS=$(1)
 endef
 
 molecule-run:

@@ -501,9 +501,9 @@ def failover_plan(infos, topology, target='', force=False, rewind_user=None, por
                 refusals.append('%s. Make %s reachable and run again, or pass %s to accept that.'
                                 % (text, _join(named), FORCE))
     elif new and unknown:
+        which = 'it' if len(unknown) == 1 else 'one of them'
         warnings.append('%s did not answer, so %s may have received more WAL than %s (async mode: '
-                        'commits did not wait for a standby).' % (_join(unknown), 'it' if len(unknown) == 1
-                                                                 else 'one of them', new))
+                        'commits did not wait for a standby).' % (_join(unknown), which, new))
     if new and p_state == 'unreachable' and not old_primary_entry(nodes, primary, facts, fallback).get('address'):
         warnings.append('The address of %s is not known (no facts, no IP address in the standbys\' '
                         'primary_conninfo): %s gets no pg_hba line for it, so the start-time guard on %s cannot ask '

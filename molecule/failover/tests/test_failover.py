@@ -9,8 +9,10 @@ rejoins it, keeping a copy of what it discards. Round 2: only PostgreSQL is kill
 container keeps running): failover.yml masks its service; site.yml rejoins it with
 postgres_rejoin_discard_diverged=true (no copy). Every assertion reads the servers or the playbooks' own output.
 """
+import json
 import os
 import re
+import shlex
 import subprocess
 import tempfile
 import time
@@ -105,6 +107,17 @@ def ahead_of_rejoined(run, host):
     found = re.search(re.escape(host) + r": [^\n]*?WAL discarded ([0-9A-F]+/[0-9A-F]+) to ([0-9A-F]+/[0-9A-F]+) "
                       r"\(([0-9]+) bytes\)", run.output)
     return found.groups() if found else None
+
+
+def lsn(text):
+    high, low = text.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def fork_of(run):
+    """The LSN where failover.yml says the new primary's timeline forks from the old one."""
+    found = re.search(r"Its timeline forks from the old one at ([0-9A-F]+/[0-9A-F]+)", run.output)
+    return found.group(1) if found else None
 
 
 def unchanged(run):
@@ -236,15 +249,14 @@ def test_a_second_failover_is_a_noop(failed_over):
 
 def test_the_guard_refuses_the_returning_primary(failed_over):
     docker("start", PRIMARY)
-    service = None
 
     def booted():
         return node(PRIMARY).run("systemctl is-system-running").stdout.strip() in ("running", "degraded")
     wait_for("the old primary's container boots", booted, 120)
     service = cluster(node(PRIMARY))["service"]
+    decided = ("failed", "inactive", "active")
     wait_for("its PostgreSQL start is decided",
-             lambda: node(PRIMARY).run(f"systemctl is-active {service}").stdout.strip() in ("failed", "inactive",
-                                                                                              "active"), 60)
+             lambda: node(PRIMARY).run(f"systemctl is-active {service}").stdout.strip() in decided, 60)
     assert node(PRIMARY).run(f"systemctl is-active {service}").stdout.strip() != "active"
     journal = sh(node(PRIMARY), f"journalctl -u {service} --no-pager -b")
     assert "refusing to start" in journal and STANDBY1 in journal and "timeline" in journal, journal[-3000:]
@@ -293,7 +305,9 @@ def test_round2_fences_a_reachable_primary_and_rejoin_can_discard(failed_over):
     paused.append((PRIMARY, stop_receiving(PRIMARY)))
     # after more WAL than the stopped receiver's socket buffers hold: no standby gets this row
     pad(STANDBY1, local=True)
-    psql(node(STANDBY1), "SET synchronous_commit = local; INSERT INTO fo_marks VALUES ('diverged')")
+    # its commit record ends before this position; the commit was acknowledged to this client only
+    lost_at = psql(node(STANDBY1), "SET synchronous_commit = local; INSERT INTO fo_marks VALUES ('diverged'); "
+                                   "SELECT pg_current_wal_insert_lsn()")
     service = cluster(node(STANDBY1))["service"]
     sh(node(STANDBY1), "kill -9 $(head -1 /var/lib/postgresql/*/main/postmaster.pid)")
     for name, pid in paused:
@@ -304,6 +318,9 @@ def test_round2_fences_a_reachable_primary_and_rejoin_can_discard(failed_over):
     run = playbook(FAILOVER, inventories=[ROUND1])
     assert run.rc == 0, run.tail()
     assert in_recovery(PRIMARY) == "f"
+    # what failover.yml reports as missing on the new primary covers the commit only the fenced node has
+    fork = fork_of(run)
+    assert fork and lsn(fork) < lsn(lost_at), (fork, lost_at, run.tail())
     assert "stopped and masked" in run.output, run.tail()
     assert node(STANDBY1).run(f"systemctl is-enabled {service}").stdout.strip() == "masked"
     assert node(STANDBY1).run(f"systemctl start {service}").rc != 0
@@ -321,6 +338,8 @@ def test_round2_fences_a_reachable_primary_and_rejoin_can_discard(failed_over):
     assert rejoin.rc == 0, rejoin.tail()
     discarded = ahead_of_rejoined(rejoin, STANDBY1)
     assert discarded and int(discarded[2]) > 0, rejoin.tail()
+    # the range the rejoin discarded starts where the timelines fork and holds the lost commit
+    assert discarded[0] == fork and lsn(discarded[0]) < lsn(lost_at) <= lsn(discarded[1]), (discarded, lost_at)
     # the operator accepted the loss: no copy was made
     assert sh(node(STANDBY1), "ls -d /var/lib/postgresql/*/main.diverged-* 2>/dev/null || true") == copies
     assert node(STANDBY1).run(f"systemctl is-enabled {service}").stdout.strip() != "masked"
@@ -329,3 +348,21 @@ def test_round2_fences_a_reachable_primary_and_rejoin_can_discard(failed_over):
     # the row only the fenced node had is gone with the WAL it discarded, as on the new primary
     assert psql(node(PRIMARY), "SELECT count(*) FROM fo_marks WHERE t = 'diverged'") == "0"
     assert psql(node(STANDBY1), "SELECT count(*) FROM fo_marks WHERE t = 'diverged'") == "0"
+
+
+def test_strict_fencing_refuses_a_start_when_no_peer_answers(failed_over):
+    """With no peer answering, the guard lets a primary start by default and refuses with postgres_fence_strict:
+    true (written by site.yml into its configuration). Run by hand on fo-primary's installed guard, with its
+    configuration's peers moved to a port nobody listens on."""
+    config = sh(node(PRIMARY), "ls /etc/postgresql/*/main/hotstandby-fence.json").strip()
+    for strict in (False, True):
+        if strict:
+            run = playbook(SITE, "-e", '{"postgres_fence_strict": true}', inventories=[ROUND2], timeout=900)
+            assert run.rc == 0, run.tail()
+        settings = json.loads(sh(node(PRIMARY), f"cat {config}"))
+        assert settings["strict"] is strict and {p["name"] for p in settings["peers"]} == {STANDBY1, STANDBY2}
+        lonely = dict(settings, timeout=3, peers=[dict(p, port=1) for p in settings["peers"]])
+        sh(node(PRIMARY), f"echo {shlex.quote(json.dumps(lonely))} > /tmp/fence-lonely.json")
+        check = node(PRIMARY).run("python3 -I /usr/local/lib/hotstandby/fence-check.py /tmp/fence-lonely.json")
+        assert (check.rc != 0) == strict, (strict, check.rc, check.stderr)
+        assert "no peer answered" in (check.stderr + check.stdout).lower(), check.stderr

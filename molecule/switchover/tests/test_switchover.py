@@ -6,6 +6,7 @@ the switchover to sw-standby1 under a client write loop that connects with the r
 then what follows it (a second run, site.yml with the old and with the changed inventory). Every assertion reads
 the servers or the playbooks' own output.
 """
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -102,13 +103,24 @@ def prepared():
 
 # -- refusals: nothing changes -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, says", [
+REFUSED = [
     ((), "No standby to promote is given"),
     (("-e", "postgres_switchover_to=sw-nosuch"), "which is not a standby of the inventory"),
     (("-e", f"postgres_switchover_to={CASCADE}"), f"{CASCADE} is a cascading standby: it streams from {SIBLING}"),
-])
-def test_refused_before_any_change(prepared, args, says):
-    run = switchover(*args)
+]
+
+
+@pytest.fixture(scope="module")
+def refused_runs(prepared):
+    """The runs refused in their checks, all at once: each only reads."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(REFUSED)) as pool:
+        futures = [pool.submit(switchover, *args) for args, says in REFUSED]
+        return [future.result() for future in futures]
+
+
+@pytest.mark.parametrize("case", range(len(REFUSED)))
+def test_refused_before_any_change(prepared, refused_runs, case):
+    run, says = refused_runs[case], REFUSED[case][1]
     assert run.rc != 0 and says in run.output, run.tail()
     assert all(run.counts(h)["changed"] == 0 for h in HOSTS), run.tail()
     assert in_recovery(PRIMARY) == "f" and in_recovery(TARGET) == "t"
