@@ -22,7 +22,13 @@ description:
     is not a running primary; a target that is not a running standby of the primary's system and timeline; a target
     that does not stream from the primary; paused replay; replay lag above O(max_lag_bytes); a primary with neither
     C(wal_log_hints) nor data checksums (it is the node pg_rewind rewinds); a target without enough
-    C(max_wal_senders) or C(max_replication_slots) for the standbys that will stream from it.
+    C(max_wal_senders) or C(max_replication_slots) for the standbys that will stream from it; a node that will
+    stream from the target (the old primary, the followers and the target's own downstream standbys) with one of
+    C(max_connections), C(max_worker_processes), C(max_wal_senders), C(max_prepared_transactions) or
+    C(max_locks_per_transaction) lower than on the target (a hot standby refuses to start with a lower value, or
+    pauses recovery), one sentence per node and setting. They are compared from the C(hot_standby_settings) of
+    C(hotstandby.postgresql.pg_replication_info); a node whose values are not known (a result without them, a node
+    that did not answer) is not refused for that.
   - When the target already is a running primary and the inventory's primary streams from it (a run after a
     switchover that worked), nothing is refused and RV(_value.already_done) is V(true).
 positional: _input, topology, target
@@ -154,6 +160,10 @@ from ansible_collections.hotstandby.postgresql.plugins.filter.truth import _read
 
 STREAMING = 'streaming'
 DEFAULT_PORT = 5432
+# What a hot standby must have at least as high as its primary (PostgreSQL's Hot Standby page, Administrator's
+# Overview), as pg_replication_info's hot_standby_settings names them.
+HOT_STANDBY_SETTINGS = ('max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions',
+                        'max_locks_per_transaction')
 
 
 # -- shared with the failover plan (plugins/filter/failover.py) ----------------------------------------------------
@@ -254,6 +264,40 @@ def handover_hba_rules(new_downstream, old_primary, tls):
                         'comment': 'hotstandby.postgresql: %s for %s' % (
                             'replication' if database == 'replication' else 'pg_rewind', h['host'])})
     return hba
+
+
+def hot_standby_setting(info, name):
+    """The value of a hot standby setting in a pg_replication_info result (hot_standby_settings), or None when it is
+    not known: an older result without them, a node that did not answer, or a value that is no whole number."""
+    settings = info.get('hot_standby_settings') if isinstance(info, Mapping) else None
+    value = settings.get(name) if isinstance(settings, Mapping) else None
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def hot_standby_shortfalls(read, source, hosts):
+    """One sentence per (host, setting) where a host that will stream from source has a hot standby setting lower
+    than source; read maps a host to (state, info) as truth._read returns them. Unknown values are skipped."""
+    source_info = read.get(source, ('none', {}))[1]
+    found = []
+    for host in hosts:
+        state, info = read.get(host, ('none', {}))
+        if state != 'ok':
+            continue
+        for name in HOT_STANDBY_SETTINGS:
+            have, need = hot_standby_setting(info, name), hot_standby_setting(source_info, name)
+            if have is None or need is None or have >= need:
+                continue
+            found.append('%s has %s = %d, lower than %d on %s, which it will stream from after the switchover: as a '
+                         'hot standby with a lower %s it would refuse to start or pause its recovery. Raise %s on %s '
+                         'to at least %d (e.g. in %s) and run site.yml, which restarts it, then switch over.'
+                         % (host, name, have, need, source, name, name, host, need,
+                            'postgres_max_wal_senders' if name == 'max_wal_senders' else 'postgres_settings'))
+    return found
 
 
 def _join(hosts):
@@ -437,6 +481,11 @@ def switchover_plan(infos, topology, target, max_lag_bytes=None, rewind_user=Non
                                 'postgres_%s and run site.yml (it restarts %s), then switch over.'
                                 % (target, setting, have, needed, _join([h['host'] for h in new_downstream]),
                                    ' and %d other %s now' % (others, what) if others else '', setting, target))
+
+    # after the switchover everything in new_downstream is a hot standby of the target: PostgreSQL refuses to start
+    # (or pauses recovery on) a standby with one of these settings lower than on its primary
+    if is_direct:
+        refusals.extend(hot_standby_shortfalls(read, target, [h['host'] for h in new_downstream]))
 
     plan['message'] = ('No switchover: %d reason(s) to refuse.' % len(refusals) if refusals else
                        '%s takes over from %s; %s then stream from it.'

@@ -25,8 +25,8 @@ description:
     13 makes the module fail.
   - Byte lags are computed by the server with C(pg_wal_lsn_diff), so they are right also when the primary is
     idle, when the time-based lags (RV(replication[].replay_lag)) read V(null) or stay at their last value.
-  - Every key is returned on every node; what does not apply to the node's role is V(null) (single values) or
-    empty (lists).
+  - Every key is returned on every node (RV(hot_standby_settings) only when the server answered); what does not
+    apply to the node's role is V(null) (single values) or empty (lists).
   - The login role must be a superuser or a member of C(pg_monitor) to see the LSNs of other sessions and the
     WAL receiver's connection string; C(primary_conninfo) needs superuser or C(pg_read_all_settings) (V(null)
     otherwise).
@@ -547,6 +547,36 @@ max_replication_slots:
   returned: always
   type: int
   sample: 10
+hot_standby_settings:
+  description:
+    - The settings a hot standby must have at least as high as its primary (PostgreSQL's Hot Standby page,
+      Administrator's Overview - with a lower value it refuses to start, or pauses recovery when the primary
+      raises one), each read with C(current_setting) in the same read-only transaction as the rest.
+    - The switchover preflight compares them between the new primary and the nodes that will stream from it.
+    - Absent when the server did not answer (RV(connected) V(false)).
+  returned: when connected
+  type: dict
+  contains:
+    max_connections:
+      description: The C(max_connections) setting.
+      type: int
+      sample: 100
+    max_worker_processes:
+      description: The C(max_worker_processes) setting.
+      type: int
+      sample: 8
+    max_wal_senders:
+      description: The C(max_wal_senders) setting (also RV(max_wal_senders)).
+      type: int
+      sample: 10
+    max_prepared_transactions:
+      description: The C(max_prepared_transactions) setting.
+      type: int
+      sample: 0
+    max_locks_per_transaction:
+      description: The C(max_locks_per_transaction) setting.
+      type: int
+      sample: 64
 rewind_user:
   description:
     - O(rewind_user), the role whose grants RV(rewind_grants_missing) lists; V(null) without O(rewind_user), and
@@ -597,7 +627,7 @@ from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir impo
     postmaster_pid, read_pg_version, read_system_identifier, user_data_found)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.replication import (
     MIN_VERSION_NUM, REWIND_FUNCTIONS, SERVER_COLUMNS, column_names, offline_result, queries, rewind_query, row_dict,
-    server_sql, shape)
+    select_list, server_sql, shape)
 
 PSYCOPG2_IMPORT_ERROR = None
 try:
@@ -619,6 +649,18 @@ ARGUMENT_SPEC = dict(
 )
 
 APPLICATION_NAME = 'hotstandby.postgresql.pg_replication_info'
+
+# The settings a hot standby must have at least as high as its primary (PostgreSQL's Hot Standby page,
+# Administrator's Overview), in the order of that page; settings of every supported version.
+HOT_STANDBY_SETTINGS = ('max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions',
+                        'max_locks_per_transaction')
+HOT_STANDBY_COLUMNS = [(name, {MIN_VERSION_NUM: "current_setting('%s')::integer" % name}, 'integer')
+                       for name in HOT_STANDBY_SETTINGS]
+
+
+def hot_standby_query():
+    """The query of the result's hot_standby_settings: (name, columns, sql), the same on every version and role."""
+    return 'hot_standby_settings', HOT_STANDBY_COLUMNS, 'SELECT ' + select_list(HOT_STANDBY_COLUMNS, MIN_VERSION_NUM)
 
 
 class Failure(Exception):
@@ -708,6 +750,9 @@ class ReplicationInfo(object):
                 for name, columns, sql in queries(version, server['in_recovery']):
                     step = 'reading %s' % name
                     rows[name] = self.fetch(cursor, sql, column_names(columns))
+                name, columns, sql = hot_standby_query()
+                step = 'reading the hot standby settings'
+                settings = self.fetch(cursor, sql, column_names(columns))[0]
                 rewind_user = self.p['rewind_user']
                 if rewind_user is not None:
                     name, columns, sql, params = rewind_query(rewind_user)
@@ -722,7 +767,9 @@ class ReplicationInfo(object):
                                  'pg_read_all_stats): the states, LSNs and lags of the WAL senders and the WAL '
                                  'receiver read as null. GRANT pg_monitor TO %s, or log in as postgres.'
                                  % (self.p['login_user'], self.p['login_user']))
-            return shape(server, rows, self.p['rewind_user'])
+            result = shape(server, rows, self.p['rewind_user'])
+            result['hot_standby_settings'] = dict((name, settings[name]) for name in HOT_STANDBY_SETTINGS)
+            return result
         finally:
             try:
                 conn.rollback()  # nothing was written; this only ends the transaction

@@ -213,6 +213,8 @@ def test_abort_when_the_target_stops_receiving(prepared):
     assert in_recovery(PRIMARY) == "f" and in_recovery(TARGET) == "t"
     assert timeline(TARGET) == prepared["timeline"]
     assert not node(PRIMARY).file(LOCK).exists
+    # the slots made on the target for its would-be standbys are gone: they would hold WAL there
+    assert psql(node(TARGET), "SELECT count(*) FROM pg_replication_slots") == "0"
     # writable again, and what it writes reaches the target: nothing was lost or forked
     token = f"abort-{time.time()}"
     psql(node(PRIMARY), f"INSERT INTO sw_marks VALUES ('{token}')")

@@ -400,3 +400,111 @@ def test_the_old_primarys_lines_use_its_own_address_when_postgres_primary_addres
     result = plan(topology=topo(primary_address='db-primary.example.com'), facts={'db1': {'default_ipv4': {'address': '10.0.0.1'}}, 'db2': {}})
     assert result['refusals'] == []
     assert [r['address'] for r in result['target_hba_rules'] if r['comment'].endswith('db1')] == ['10.0.0.1/32'] * 2
+
+
+# -- the settings a hot standby needs at least as high as its primary ---------------------------------------------
+
+DEFAULTS = dict(max_connections=100, max_worker_processes=8, max_wal_senders=10, max_prepared_transactions=0,
+                max_locks_per_transaction=64)
+
+
+def with_settings(infos=None, **per_host):
+    """infos (healthy()) where every node has PostgreSQL's defaults as hot_standby_settings, per_host changing some."""
+    infos = healthy() if infos is None else infos
+    for host, info in infos.items():
+        info['hot_standby_settings'] = dict(DEFAULTS, **per_host.get(host, {}))
+    return infos
+
+
+def test_downstream_settings_lower_than_the_targets_are_refused():
+    infos = with_settings(db2=dict(max_connections=200, max_locks_per_transaction=128),
+                          db3=dict(max_connections=200, max_locks_per_transaction=100))
+    refusals = plan(infos)['refusals']
+    assert refusals == [
+        'db1 has max_connections = 100, lower than 200 on db2, which it will stream from after the switchover: as a '
+        'hot standby with a lower max_connections it would refuse to start or pause its recovery. Raise '
+        'max_connections on db1 to at least 200 (e.g. in postgres_settings) and run site.yml, which restarts it, then '
+        'switch over.',
+        'db1 has max_locks_per_transaction = 64, lower than 128 on db2, which it will stream from after the '
+        'switchover: as a hot standby with a lower max_locks_per_transaction it would refuse to start or pause its '
+        'recovery. Raise max_locks_per_transaction on db1 to at least 128 (e.g. in postgres_settings) and run '
+        'site.yml, which restarts it, then switch over.',
+        'db3 has max_locks_per_transaction = 100, lower than 128 on db2, which it will stream from after the '
+        'switchover: as a hot standby with a lower max_locks_per_transaction it would refuse to start or pause its '
+        'recovery. Raise max_locks_per_transaction on db3 to at least 128 (e.g. in postgres_settings) and run '
+        'site.yml, which restarts it, then switch over.']
+    assert plan(infos)['message'] == 'No switchover: 3 reason(s) to refuse.'
+
+
+@pytest.mark.parametrize('setting', sorted(DEFAULTS))
+def test_each_hot_standby_setting_is_compared(setting):
+    infos = with_settings(db2={setting: DEFAULTS[setting] + 1})
+    refusals = plan(infos)['refusals']
+    assert [r.split(',')[0] for r in refusals] == ['db1 has %s = %d' % (setting, DEFAULTS[setting]),
+                                                   'db3 has %s = %d' % (setting, DEFAULTS[setting])]
+    assert ('(e.g. in postgres_max_wal_senders)' if setting == 'max_wal_senders' else
+            '(e.g. in postgres_settings)') in refusals[0]
+
+
+def test_equal_or_higher_hot_standby_settings_are_accepted():
+    assert plan(with_settings())['refusals'] == []
+    higher = dict((name, value * 2 + 1) for name, value in DEFAULTS.items())
+    assert plan(with_settings(db1=higher, db3=higher))['refusals'] == []
+    # a target lower than the nodes that will stream from it is fine, and an untouched node is not compared
+    lower = dict((name, value // 2) for name, value in DEFAULTS.items())
+    assert plan(with_settings(db2=lower))['refusals'] == []
+    assert plan(with_settings(db2=higher, db1=higher, db3=higher, db4=lower))['refusals'] == []
+
+
+def test_the_targets_own_downstreams_are_compared_untouched_standbys_are_not():
+    infos = healthy()
+    infos['db3'] = node('standby', sender_host='10.0.0.1')
+    infos['db2'] = node('standby', [sender('db4')], [slot('db4')], sender_host='10.0.0.1')
+    infos['db4']['wal_receiver']['sender_host'] = '10.0.0.2'
+    with_settings(infos, db2=dict(max_worker_processes=16), db1=dict(max_worker_processes=16),
+                  db3=dict(max_worker_processes=16))
+    only(plan(infos, topo(under='db2')), 'db4 has max_worker_processes = 8, lower than 16 on db2')
+    # db4 under db3 keeps its upstream: not compared with db2
+    assert plan(with_settings(db2=dict(max_worker_processes=16), db1=dict(max_worker_processes=16),
+                              db3=dict(max_worker_processes=16)))['refusals'] == []
+
+
+@pytest.mark.parametrize('unknown', ['absent', 'none', 'partial', 'garbage'])
+def test_unknown_hot_standby_settings_are_no_reason_to_refuse(unknown):
+    def forget(info):
+        if unknown == 'absent':  # a result of an older pg_replication_info
+            info.pop('hot_standby_settings')
+        elif unknown == 'none':
+            info['hot_standby_settings'] = None
+        elif unknown == 'partial':
+            info['hot_standby_settings'] = dict((name, None) for name in DEFAULTS)
+        else:
+            info['hot_standby_settings'] = dict((name, 'lots') for name in DEFAULTS)
+    raised = dict((name, value + 1) for name, value in DEFAULTS.items())
+    infos = with_settings(db2=raised)
+    forget(infos['db2'])  # the target's values unknown
+    assert plan(infos)['refusals'] == []
+    infos = with_settings(db2=raised)
+    forget(infos['db1'])  # the downstreams' values unknown
+    forget(infos['db3'])
+    assert plan(infos)['refusals'] == []
+    assert plan(healthy())['refusals'] == []  # no node has them
+
+
+def test_an_unreadable_downstream_is_refused_for_that_only():
+    infos = with_settings(db2=dict(max_connections=500), db1=dict(max_connections=500))
+    infos['db3'] = dict(failed=True, msg='permission denied')
+    only(plan(infos), 'The state of db3 could not be read')
+    infos = with_settings(db2=dict(max_connections=500), db3=dict(max_connections=500))
+    infos['db1'] = dict(changed=False, connected=False, connection_error='connection refused', role='primary',
+                        replication=[], slots=[], msg='no server answered')
+    refusals = plan(infos)['refusals']
+    assert not [r for r in refusals if 'max_connections' in r], refusals
+
+
+def test_the_refusal_list_of_the_documentation_names_the_hot_standby_settings():
+    import yaml
+    text = ' '.join(yaml.safe_load(sw.DOCUMENTATION)['description'])
+    for name in sw.HOT_STANDBY_SETTINGS:
+        assert 'C(%s)' % name in text
+    assert 'hot_standby_settings' in text

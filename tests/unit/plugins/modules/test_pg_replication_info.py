@@ -64,6 +64,9 @@ class FakeServer(object):
             system_identifier=7712491459935377245, checkpoint_timeline=1, postmaster_start_time=T0,
             synchronous_standby_names='', synchronous_commit='on', wal_log_hints=False, data_checksums=True,
             max_wal_senders=10, max_replication_slots=10, sees_all_stats=True)
+        # what current_setting() answers for the hot standby settings
+        self.settings = dict(max_connections=100, max_worker_processes=8, max_wal_senders=10,
+                             max_prepared_transactions=0, max_locks_per_transaction=64)
 
     # the psycopg2 module interface
     Error = FakeError
@@ -86,6 +89,11 @@ class FakeServer(object):
         if sql == r.server_sql():
             names = r.column_names(r.SERVER_COLUMNS)
             return names, [tuple(self.server[n] for n in names)]
+        if sql == m.hot_standby_query()[2]:
+            if self.fail_on == 'hot_standby_settings':
+                raise FakeError('permission denied to examine "max_connections"')
+            names = r.column_names(m.HOT_STANDBY_COLUMNS)
+            return names, [tuple(self.settings[n] for n in names)]
         for name, columns, query in r.queries(self.version, self.in_recovery):
             if query == sql:
                 break
@@ -221,7 +229,10 @@ RETURN_KEYS = {
     'replay_lsn', 'replay_lag_bytes', 'replay_paused', 'replay_pause_state', 'last_xact_replay_timestamp',
     'primary_conninfo', 'primary_slot_name', 'slots', 'basebackup_progress', 'synchronous_standby_names',
     'synchronous_commit', 'wal_log_hints', 'data_checksums', 'max_wal_senders', 'max_replication_slots', 'msg',
-    'connected', 'connection_error', 'data_directory', 'rewind_user', 'rewind_user_exists', 'rewind_grants_missing'}
+    'connected', 'connection_error', 'data_directory', 'rewind_user', 'rewind_user_exists', 'rewind_grants_missing',
+    'hot_standby_settings'}
+# what a node whose server did not answer returns: all but the keys returned only when connected
+OFFLINE_KEYS = RETURN_KEYS - {'hot_standby_settings'}
 
 
 def test_return_documents_every_key():
@@ -446,7 +457,7 @@ def test_data_dir_of_a_stopped_standby_is_reported_not_failed(server, capsys, tm
                                             standby_signal=True, running=False, port=None,
                                             user_data='files that initdb does not create (standby.signal)',
                                             checkpoint_timeline=None)
-    assert set(result) - {'_raw', 'changed', 'warnings'} == RETURN_KEYS
+    assert set(result) - {'_raw', 'changed', 'warnings'} == OFFLINE_KEYS
 
 
 def test_data_dir_of_a_stopped_primary_with_data(server, capsys, tmp_path):
@@ -666,7 +677,7 @@ def test_rewind_keys_null_when_no_server_answers(server, capsys, tmp_path):
     assert result['connected'] is False
     assert result['rewind_user'] is None and result['rewind_user_exists'] is None
     assert result['rewind_grants_missing'] is None
-    assert set(result) - {'_raw', 'changed', 'warnings'} == RETURN_KEYS
+    assert set(result) - {'_raw', 'changed', 'warnings'} == OFFLINE_KEYS
 
 
 def test_rewind_user_documented():
@@ -686,3 +697,64 @@ def test_rewind_user_documented():
     for function in r.REWIND_FUNCTIONS:  # a ) inside V() is escaped
         assert 'V(%s)' % function.replace(')', '\\)') in missing_doc
     assert set(ret['rewind_grants_missing']['sample']) <= set(r.REWIND_FUNCTIONS)
+
+
+# ---------------------------------------------------------------------------
+# hot_standby_settings: what a standby must have at least as high as its primary
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('version', [130000, 140000, 150000, 160000, 170000, 180000])
+@pytest.mark.parametrize('in_recovery', [False, True])
+def test_hot_standby_settings_every_version_and_role(server, capsys, version, in_recovery):
+    if in_recovery:
+        make_standby(server, version)
+    else:
+        server.version = server.server['server_version_num'] = version
+    server.settings.update(max_connections=250, max_prepared_transactions=5)
+    result = run_module(capsys)
+    assert not result.get('failed'), result
+    assert result['hot_standby_settings'] == dict(max_connections=250, max_worker_processes=8, max_wal_senders=10,
+                                                  max_prepared_transactions=5, max_locks_per_transaction=64)
+    assert all(type(v) is int for v in result['hot_standby_settings'].values())
+
+
+def test_hot_standby_settings_read_with_current_setting_in_the_same_read_only_transaction(server, capsys):
+    make_standby(server)
+    run_module(capsys, rewind_user='replicator')
+    assert len(server.connects) == 1 and server.sessions == [dict(readonly=True, autocommit=False)]
+    name, columns, sql = m.hot_standby_query()
+    assert server.executed.count(sql) == 1 and server.executed[0] == 'SET TRANSACTION READ ONLY'
+    for setting in m.HOT_STANDBY_SETTINGS:
+        assert "current_setting('%s')::integer AS %s" % (setting, setting) in sql
+    assert not re.search(r'\b(INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|SET|GRANT)\b', sql, re.I), sql
+    assert server.rolled_back and server.closed and not server.committed
+
+
+def test_hot_standby_settings_are_the_ones_of_the_hot_standby_page():
+    assert m.HOT_STANDBY_SETTINGS == ('max_connections', 'max_worker_processes', 'max_wal_senders',
+                                      'max_prepared_transactions', 'max_locks_per_transaction')
+
+
+def test_hot_standby_settings_query_failure_names_the_step(server, capsys):
+    server.fail_on = 'hot_standby_settings'
+    result = run_module(capsys)
+    assert result['failed'] is True
+    assert 'reading the hot standby settings failed' in result['msg']
+    assert server.rolled_back and server.closed
+
+
+def test_hot_standby_settings_absent_when_no_server_answers(server, capsys, tmp_path):
+    path = str(tmp_path / 'main')
+    write_cluster(path, standby=True)
+    server.connect_error = 'connection refused'
+    result = run_module(capsys, data_dir=path)
+    assert not result.get('failed'), result
+    assert result['connected'] is False and 'hot_standby_settings' not in result
+
+
+def test_hot_standby_settings_documented():
+    import yaml
+    ret = yaml.safe_load(m.RETURN)['hot_standby_settings']
+    assert ret['returned'] == 'when connected' and ret['type'] == 'dict'
+    assert list(ret['contains']) == list(m.HOT_STANDBY_SETTINGS)
+    assert all(spec['type'] == 'int' and isinstance(spec['sample'], int) for spec in ret['contains'].values())
