@@ -366,3 +366,42 @@ def test_strict_fencing_refuses_a_start_when_no_peer_answers(failed_over):
         check = node(PRIMARY).run("python3 -I /usr/local/lib/hotstandby/fence-check.py /tmp/fence-lonely.json")
         assert (check.rc != 0) == strict, (strict, check.rc, check.stderr)
         assert "no peer answered" in (check.stderr + check.stdout).lower(), check.stderr
+
+
+# -- round 3: async mode, the container of the primary killed ---------------------------------------------------
+
+def test_round3_in_async_mode_the_fork_lsn_tells_which_commits_are_lost(failed_over, prepared):
+    """Async: commits do not wait for a standby, so those the standbys never received are lost with the primary.
+    failover.yml's fork LSN must tell them: every acknowledged commit missing on the new primary ended after it."""
+    asynchronous = ("-e", "postgres_synchronous_mode=async")
+    run = playbook(SITE, *asynchronous, inventories=[ROUND2], timeout=900)
+    assert run.rc == 0 and psql(node(PRIMARY), "SHOW synchronous_standby_names") == "", run.tail()
+    writer = Writer(prepared["conninfo"], WRITER, WRITER_PASSWORD, "fo_rows", seconds=300, lsns=True)
+    psql(node(PRIMARY), "TRUNCATE fo_rows")
+    writer.start()
+    try:
+        wait_for("the writer's first commits", lambda: len(writer.acked) >= 50, 60)
+        paused = [(name, stop_receiving(name)) for name in (STANDBY1, STANDBY2)]
+        pad(PRIMARY)
+        count = len(writer.acked)
+        # acknowledged at once: no standby receives them
+        wait_for("commits no standby receives", lambda: len(writer.acked) >= count + 50, 60)
+        docker("kill", PRIMARY)
+        for name, pid in paused:
+            node(name).run(f"kill -CONT {pid}")
+        for name in (STANDBY1, STANDBY2):
+            wait_for(f"{name} notices the primary is gone", lambda n=name: not_streaming(n), 60)
+        acked = list(writer.acked)
+        failover = playbook(FAILOVER, *asynchronous, inventories=[ROUND2])
+        assert failover.rc == 0, failover.tail()
+    finally:
+        writer.stop.set()
+        writer.join(30)
+    new = next(name for name in (STANDBY1, STANDBY2) if in_recovery(name) == "f")
+    fork = fork_of(failover)
+    assert fork, failover.tail()
+    on_new = set(int(n) for n in psql(node(new), "SELECT n FROM fo_rows").split())
+    missing = sorted(set(acked) - on_new)
+    assert len(missing) >= 50, (len(missing), fork)
+    early = [n for n in missing if n in writer.lsn_after and lsn(writer.lsn_after[n]) <= lsn(fork)]
+    assert not early, f"acknowledged commits that ended before the reported fork {fork} are missing: {early[:10]}"

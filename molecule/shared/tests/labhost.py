@@ -408,14 +408,15 @@ def finish_playbook(proc, log, timeout=900, name="ansible-playbook"):
 class Writer(threading.Thread):
     """Inserts numbered rows into table (one column n), one per commit, through conninfo (every node,
     target_session_attrs=read-write) as user, reconnecting on any error; a row counts only once its commit
-    returned (acked)."""
+    returned (acked). With lsns, the server's WAL position read right after each acknowledged commit (at or after
+    the end of its commit record) is kept in lsn_after[n]."""
 
-    def __init__(self, conninfo, user, password, table, seconds=240):
+    def __init__(self, conninfo, user, password, table, seconds=240, lsns=False):
         super().__init__(daemon=True)
         self.conninfo = f"{conninfo} dbname=postgres user={user} password={password} connect_timeout=2"
-        self.insert, self.seconds = f"INSERT INTO {table} VALUES (%s)", seconds
+        self.insert, self.seconds, self.lsns = f"INSERT INTO {table} VALUES (%s)", seconds, lsns
         self.acked, self.errors, self.stop, self.n = [], 0, threading.Event(), 0
-        self.times = []
+        self.times, self.lsn_after = [], {}
 
     def run(self):
         conn = None
@@ -430,6 +431,11 @@ class Writer(threading.Thread):
                 conn.commit()
                 self.acked.append(self.n)
                 self.times.append(time.monotonic())
+                if self.lsns:
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT pg_current_wal_lsn()::text")
+                        self.lsn_after[self.n] = cur.fetchone()[0]
+                    conn.commit()
             except psycopg2.Error:
                 self.errors += 1
                 try:
