@@ -466,11 +466,14 @@ def failover_plan(infos, topology, target='', force=False, rewind_user=None, por
                         'running (run status.yml), and run again.'
                         % (primary, '; '.join('%s: %s' % (c['host'], c['reason']) for c in candidates) or
                            'the inventory has none', primary))
-    timelines = dict((h, info[h].get('timeline')) for h in eligible)
+    # Only timelines their WAL receivers reported are current: without one (the primary is gone) a standby
+    # reports the timeline of its last restart point, which may be older than the WAL it replayed.
+    timelines = dict((h, info[h].get('timeline')) for h in eligible
+                     if info[h].get('timeline_source') == 'wal_receiver')
     if len(set(timelines.values())) > 1:
         refusals.append('The standbys that could take over are on different timelines (%s): one of them follows '
                         'another history. Nothing is changed; run status.yml to see why.'
-                        % ', '.join('%s: %s' % (h, timelines[h]) for h in eligible))
+                        % ', '.join('%s: %s' % (h, timelines[h]) for h in sorted(timelines)))
 
     # 6. a named target behind the best one
     if target and target in eligible and best != target and where[target] < where[best]:
