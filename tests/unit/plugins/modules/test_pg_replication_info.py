@@ -715,7 +715,7 @@ def test_hot_standby_settings_every_version_and_role(server, capsys, version, in
     assert not result.get('failed'), result
     assert result['hot_standby_settings'] == dict(max_connections=250, max_worker_processes=8, max_wal_senders=10,
                                                   max_prepared_transactions=5, max_locks_per_transaction=64)
-    assert all(type(v) is int for v in result['hot_standby_settings'].values())
+    assert all(isinstance(v, int) and not isinstance(v, bool) for v in result['hot_standby_settings'].values())
 
 
 def test_hot_standby_settings_read_with_current_setting_in_the_same_read_only_transaction(server, capsys):
