@@ -359,16 +359,19 @@ def test_site_with_the_old_inventory_refuses_the_split_brain_and_changes_nothing
     assert psql(nodes[STANDBY1], "SELECT t FROM dt_after_promote") == promoted
 
 
-def test_fixed_inventory_keeps_the_new_primary_and_refuses_the_diverged_old_one(promoted, nodes):
+def test_fixed_inventory_keeps_the_new_primary_and_rejoins_the_old_one(promoted, nodes):
+    """With the inventory fixed, site.yml rejoins the stopped old primary as a standby of the one promoted by hand
+    (pg_rejoin: rewind, or nothing to undo), without restarting the new primary."""
     c = cluster(nodes[PRIMARY])
     sh(nodes[PRIMARY], "systemctl stop %s", c["service"])
-    before = snapshot(nodes)
-    for extra in ([], ["-e", json.dumps({"postgres_standby_existing_data": "move_aside"})]):
-        run = site(*extra, inventories=inventory_without(STANDBY2, swap=True))
-        assert run.rc != 0, run.tail()
-        assert f"{PRIMARY} is in postgres_standby but its stopped data directory" in run.output, run.tail()
-        assert "whatever postgres_standby_existing_data says" in run.output
-        assert all(counts["changed"] == 0 for counts in run.recap.values()), run.recap
-        assert snapshot(nodes) == before  # the new primary not restarted, nothing moved aside
-    assert psql(nodes[STANDBY1], "SELECT t FROM dt_after_promote") == promoted
+    started = start_time(nodes[STANDBY1])
+    run = site(inventories=inventory_without(STANDBY2, swap=True))
+    assert run.rc == 0, run.tail()
+    assert re.search(re.escape(PRIMARY) + r": [^\n]*; method (none|rewind)", run.output), run.tail()
+    assert start_time(nodes[STANDBY1]) == started  # the new primary was not restarted
     assert psql(nodes[STANDBY1], "SELECT pg_is_in_recovery()") == "f"
+    wait_for("the old primary in recovery",
+             lambda: psql(nodes[PRIMARY], "SELECT pg_is_in_recovery()", check=False) == "t", 60)
+    wait_for("the promoted standby's row on the old primary",
+             lambda: psql(nodes[PRIMARY], "SELECT t FROM dt_after_promote", check=False) == promoted, 60)
+    assert psql(nodes[STANDBY1], "SELECT t FROM dt_after_promote") == promoted
