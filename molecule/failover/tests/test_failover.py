@@ -19,7 +19,8 @@ import time
 
 import pytest
 
-from labhost import Writer, cluster, dock, playbook_cmd, psql, run_playbook, sh, wait_for
+from labhost import (Writer, cluster, dock, in_recovery, playbook_cmd, psql, run_playbook, sh, started_at, streams_from,
+                     timeline, wait_for)
 
 PRIMARY, STANDBY1, STANDBY2 = "fo-primary", "fo-standby1", "fo-standby2"
 HOSTS = (PRIMARY, STANDBY1, STANDBY2)
@@ -54,23 +55,6 @@ def playbook(which, *args, inventories=None, timeout=600):
     run = run_playbook(playbook_cmd(which, *args, inventories=inventories), timeout=timeout, name=which)
     assert PASSWORD not in run.output
     return run
-
-
-def in_recovery(name):
-    return psql(node(name), "SELECT pg_is_in_recovery()")
-
-
-def started_at(name):
-    return psql(node(name), "SELECT pg_postmaster_start_time()")
-
-
-def timeline(name):
-    return int(psql(node(name), "SELECT timeline_id FROM pg_control_checkpoint()"))
-
-
-def streams_from(upstream, name):
-    return psql(node(upstream), "SELECT count(*) FROM pg_stat_replication "
-                                f"WHERE application_name = '{name}' AND state = 'streaming'") == "1"
 
 
 def receiver(name):

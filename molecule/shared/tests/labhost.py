@@ -449,3 +449,26 @@ class Writer(threading.Thread):
 
     def longest_gap(self):
         return max((b - a for a, b in zip(self.times, self.times[1:])), default=0.0)
+
+
+# ---------------------------------------------------------------------------
+# a node's replication state, by container name (day-two scenarios)
+# ---------------------------------------------------------------------------
+
+def in_recovery(name):
+    return psql(dock(name), "SELECT pg_is_in_recovery()")
+
+
+def started_at(name):
+    return psql(dock(name), "SELECT pg_postmaster_start_time()")
+
+
+def timeline(name):
+    """The timeline of the node's last checkpoint (or restart point)."""
+    return int(psql(dock(name), "SELECT timeline_id FROM pg_control_checkpoint()"))
+
+
+def streams_from(upstream, name):
+    """Whether upstream reports name's replication connection as streaming."""
+    return psql(dock(upstream), "SELECT count(*) FROM pg_stat_replication "
+                                f"WHERE application_name = '{name}' AND state = 'streaming'") == "1"

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from labhost import Writer, cluster, dock, playbook_cmd, psql, run_playbook, sh, start_playbook, wait_for
+from labhost import (Writer, cluster, dock, in_recovery, playbook_cmd, psql, run_playbook, sh, start_playbook, started_at,
+                     streams_from, timeline, wait_for)
 
 PRIMARY, TARGET, SIBLING, CASCADE = "sw-primary", "sw-standby1", "sw-standby2", "sw-standby3"
 HOSTS = (PRIMARY, TARGET, SIBLING, CASCADE)
@@ -60,24 +61,6 @@ def site(*args, inventories=None):
     run = run_playbook(playbook_cmd(SITE, *args, inventories=inventories), timeout=900, name="site.yml")
     assert PASSWORD not in run.output
     return run
-
-
-def in_recovery(name):
-    return psql(node(name), "SELECT pg_is_in_recovery()")
-
-
-def started_at(name):
-    return psql(node(name), "SELECT pg_postmaster_start_time()")
-
-
-def timeline(name):
-    return int(psql(node(name), "SELECT timeline_id FROM pg_control_checkpoint()"))
-
-
-def streams_from(upstream, name):
-    """Whether upstream reports name's replication connection as streaming."""
-    return psql(node(upstream), "SELECT count(*) FROM pg_stat_replication "
-                                f"WHERE application_name = '{name}' AND state = 'streaming'") == "1"
 
 
 def row_arrives(name, token):
