@@ -54,9 +54,13 @@ lab: venv
 	$(LAB) image $(SUITE) >/dev/null
 
 # Every image the scenarios use, built (or found cached) once, before any
-# scenario runs: the faults scenario also starts a trixie standby.
+# scenario runs: the faults scenario also starts a trixie standby. Every
+# bookworm scenario but default and inputs (which test the install from
+# nothing, as the matrix does) starts from bookworm with PostgreSQL's
+# packages preinstalled (`scripts/lab image-ready`): 25-40 s less each.
 lab-images: lab
 	for suite in $(sort bookworm $(MATRIX_SUITES)); do $(LAB) image $$suite >/dev/null; done
+	$(LAB) image-ready bookworm >/dev/null
 
 ## --- demo -------------------------------------------------------------------
 
