@@ -370,6 +370,10 @@ def test_round3_in_async_mode_the_fork_lsn_tells_which_commits_are_lost(failed_o
         count = len(writer.acked)
         # acknowledged at once: no standby receives them
         wait_for("commits no standby receives", lambda: len(writer.acked) >= count + 50, 60)
+        # a checkpoint in a new WAL segment, after the fork: crash recovery needs only WAL from there on, the
+        # rewind also the WAL before the fork (the next test removes it)
+        psql(node(PRIMARY), "SELECT pg_switch_wal()")
+        psql(node(PRIMARY), "CHECKPOINT")
         docker("kill", PRIMARY)
         for name, pid in paused:
             node(name).run(f"kill -CONT {pid}")
@@ -389,3 +393,40 @@ def test_round3_in_async_mode_the_fork_lsn_tells_which_commits_are_lost(failed_o
     assert len(missing) >= 50, (len(missing), fork)
     early = [n for n in missing if n in writer.lsn_after and lsn(writer.lsn_after[n]) <= lsn(fork)]
     assert not early, f"acknowledged commits that ended before the reported fork {fork} are missing: {early[:10]}"
+
+
+def test_round3_the_rejoin_falls_back_to_a_clone_when_the_rewind_is_impossible(failed_over):
+    """The old primary comes back (its guard keeps PostgreSQL down) without the WAL from before the fork that
+    pg_rewind needs (removed by hand: as if archived and recycled), but with the WAL its crash recovery needs:
+    site.yml with the new inventory recovers it, finds the rewind impossible, and clones it instead, its old data
+    directory moved aside (never deleted); it then streams from the new primary."""
+    new = next(name for name in (STANDBY1, STANDBY2) if in_recovery(name) == "f")
+    other = STANDBY2 if new == STANDBY1 else STANDBY1
+    docker("start", PRIMARY)
+    wait_for("systemd on the old primary", lambda: node(PRIMARY).run("systemctl is-system-running").stdout.strip()
+             in ("running", "degraded"), 120)
+    service = cluster(node(PRIMARY))["service"]
+    wait_for("the guard keeps the old primary down",
+             lambda: node(PRIMARY).run(f"systemctl is-active {service}").stdout.strip() in ("failed", "inactive"), 60)
+    data, bindir = cluster(node(PRIMARY))["data_dir"], cluster(node(PRIMARY))["bin"]
+    redo = re.search(r"REDO WAL file:\s+([0-9A-F]{24})", sh(node(PRIMARY), f"{bindir}/pg_controldata {data}")).group(1)
+    segments = sh(node(PRIMARY), f"ls {data}/pg_wal").split()
+    old = [f for f in segments if re.fullmatch(r"[0-9A-F]{24}", f) and f < redo]
+    assert old, (redo, segments)
+    sh(node(PRIMARY), "cd %s/pg_wal && rm -f %s" % (data, " ".join(old)))
+    aside = sh(node(PRIMARY), f"ls -d {data}.moved-* 2>/dev/null || true").split()
+    round3 = inventory(os.path.join(WORK_DIR, "round3.ini"), new, [PRIMARY, other])
+    run = playbook(SITE, "-e", "postgres_synchronous_mode=async", inventories=[round3], timeout=900)
+    assert run.rc == 0, run.tail()
+    assert "pg_rewind needs WAL of this node from before the fork" in run.output, run.tail()
+    assert "(then cloned, the old data directory moved aside)" in run.output, run.tail()
+    moved = [d for d in sh(node(PRIMARY), f"ls -d {data}.moved-* 2>/dev/null || true").split() if d not in aside]
+    assert len(moved) == 1, (moved, run.tail())
+    # the old data directory, with its diverged WAL, is kept as it was
+    assert node(PRIMARY).file(f"{moved[0]}/PG_VERSION").exists and node(PRIMARY).file(f"{moved[0]}/pg_wal").is_directory
+    assert in_recovery(PRIMARY) == "t"
+    wait_for("the old primary streams from the new one", lambda: streams_from(new, PRIMARY), 60)
+    token = f"cloned-{time.time()}"
+    psql(node(new), f"INSERT INTO fo_marks VALUES ('{token}')")
+    wait_for("the row on the old primary",
+             lambda: psql(node(PRIMARY), f"SELECT count(*) FROM fo_marks WHERE t = '{token}'") == "1", 60)
