@@ -1,4 +1,4 @@
-"""Planned switchover on a primary, two standbys and a cascading standby (sync mode, FIRST 1).
+"""Planned switchover on a primary, two standbys and a cascading standby (sync mode, FIRST 1; then back in async).
 
 The tests run in file order on the pair converge built: refusals first (nothing may change), then an abort
 (the target stops receiving during the hand-over: the old primary must be the primary again, nothing lost), then
@@ -301,3 +301,96 @@ def test_site_converges_with_the_changed_inventory_without_clone_or_restart(swit
         assert streams_from(TARGET, name)
     # the old primary kept no slots for its former standbys
     assert psql(node(PRIMARY), "SELECT count(*) FROM pg_replication_slots") == "0"
+
+
+# -- round 2: back to sw-primary in async mode, under the write loop and pgbench -------------------------------
+
+ASYNC_INVENTORY = os.path.join(WORK_DIR, "after-async.ini")
+with open(AFTER_INVENTORY, encoding="utf-8") as _f, open(ASYNC_INVENTORY, "w", encoding="utf-8") as _g:
+    _g.write(_f.read().replace("postgres_synchronous_mode=sync", "postgres_synchronous_mode=async"))
+
+PGBENCH_SUMS = ("SELECT (SELECT sum(abalance) FROM pgbench_accounts) || ' ' || (SELECT sum(bbalance) FROM pgbench_branches)"
+                " || ' ' || (SELECT sum(tbalance) FROM pgbench_tellers) || ' ' || (SELECT coalesce(sum(delta), 0) FROM"
+                " pgbench_history) || ' ' || (SELECT count(*) FROM pgbench_history)")
+
+
+@pytest.fixture(scope="module")
+def switched_back(switched):
+    """The pair of round 1 (sw-standby1 the primary) made async by site.yml, then switched back to sw-primary
+    while the client writes through the read-write connection string and pgbench (TPC-B, two clients) runs on
+    sw-standby1 until its shutdown ends it."""
+    converged = site(inventories=[ASYNC_INVENTORY])
+    assert converged.rc == 0, converged.tail()
+    assert psql(node(TARGET), "SHOW synchronous_standby_names") == ""
+    psql(node(TARGET), f"CREATE TABLE sw_rows2 (n int PRIMARY KEY); GRANT INSERT, SELECT ON sw_rows2 TO {WRITER}")
+    pgbench = sh(node(TARGET), "ls /usr/lib/postgresql/*/bin/pgbench").split()[0]
+    sh(node(TARGET), f"runuser -u postgres -- {pgbench} -i -q -s 1 postgres")
+    status = run_playbook(playbook_cmd("hotstandby.postgresql.status", inventories=[ASYNC_INVENTORY]), timeout=300,
+                          name="status.yml")
+    found = re.search(r"(host=\S+ port=\S+ dbname=postgres target_session_attrs=read-write)", status.output)
+    assert found, status.tail()
+    started = {n: started_at(n) for n in HOSTS}
+    timeline_before = timeline(TARGET)
+    writer = Writer(found.group(1), WRITER, WRITER_PASSWORD, "sw_rows2")
+    writer.start()
+    bench = subprocess.Popen(["docker", "exec", TARGET, "runuser", "-u", "postgres", "--", pgbench, "-n", "-c", "2",
+                              "-T", "120", "postgres"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for("the writer's first commits", lambda: len(writer.acked) >= 50, 60)
+        wait_for("pgbench's first transactions", lambda: int(psql(node(TARGET), "SELECT count(*) FROM pgbench_history",
+                                                                  check=False) or 0) >= 100, 60)
+        acked_before = len(writer.acked)
+        run = switchover("-e", f"postgres_switchover_to={PRIMARY}", inventories=[ASYNC_INVENTORY])
+        wait_for("commits on the new primary", lambda: len(writer.acked) >= acked_before + 200, 90)
+    finally:
+        writer.stop.set()
+        writer.join(30)
+        try:
+            bench_output = bench.communicate(timeout=150)[0]
+        except subprocess.TimeoutExpired:
+            bench.kill()
+            bench_output = bench.communicate()[0]
+    return dict(run=run, writer=writer, acked_before=acked_before, started=started, timeline=timeline_before,
+                bench=bench_output)
+
+
+def test_async_switchover_back_loses_no_acknowledged_commit(switched_back):
+    run = switched_back["run"]
+    assert run.rc == 0, run.tail()
+    assert f"{TARGET} rejoined as its standby by none" in run.output, run.tail()
+    assert f"Move {PRIMARY} from postgres_standby to postgres_master." in run.output, run.tail()
+    assert in_recovery(PRIMARY) == "f" and timeline(PRIMARY) == switched_back["timeline"] + 1
+    acked = switched_back["writer"].acked
+    assert len(acked) > switched_back["acked_before"] + 200
+    on_new = set(int(n) for n in psql(node(PRIMARY), "SELECT n FROM sw_rows2").split())
+    missing = sorted(set(acked) - on_new)
+    assert not missing, f"{len(missing)} acknowledged rows missing on the new primary: {missing[:20]}"
+    # async: the new primary waits for nobody
+    assert psql(node(PRIMARY), "SHOW synchronous_standby_names") == ""
+    window = re.search(r"writes were unavailable for ([0-9.]+) s", run.output)
+    with open(os.path.join(os.environ.get("HOTSTANDBY_MEASURE_DIR", WORK_DIR), "switchover-measured.txt"), "a",
+              encoding="utf-8") as f:
+        f.write(f"switchover back (async, pgbench running): window {window.group(1) if window else '?'} s, longest gap "
+                f"{switched_back['writer'].longest_gap():.2f} s, {len(acked)} commits acknowledged, none missing\n")
+
+
+def test_async_round_everyone_follows(switched_back):
+    for name in (TARGET, SIBLING):
+        wait_for(f"{name} streams from {PRIMARY}", lambda n=name: streams_from(PRIMARY, n), 60)
+    assert started_at(SIBLING) == switched_back["started"][SIBLING]
+    assert streams_from(SIBLING, CASCADE) and started_at(CASCADE) == switched_back["started"][CASCADE]
+
+
+def test_pgbench_sums_match_on_every_node(switched_back):
+    """pgbench's TPC-B transactions add one delta to an account, a teller, a branch and the history: on every
+    node the four sums are equal, and every node has the same sums and history (nothing half-applied, nothing
+    lost between the nodes). pgbench itself ended when sw-standby1 shut down."""
+    token = f"pgbench-{time.time()}"
+    psql(node(PRIMARY), f"INSERT INTO sw_marks VALUES ('{token}')")
+    for name in (TARGET, SIBLING, CASCADE):
+        row_arrives(name, token)
+    sums = {name: psql(node(name), PGBENCH_SUMS) for name in HOSTS}
+    account, branch, teller, delta, count = (int(v) for v in sums[PRIMARY].split())
+    assert count >= 100, (sums, switched_back["bench"][-2000:])
+    assert account == branch == teller == delta, sums
+    assert len(set(sums.values())) == 1, sums
