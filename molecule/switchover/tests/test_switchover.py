@@ -314,6 +314,12 @@ PGBENCH_SUMS = ("SELECT (SELECT sum(abalance) FROM pgbench_accounts) || ' ' || (
                 " pgbench_history) || ' ' || (SELECT count(*) FROM pgbench_history)")
 
 
+# Round 2 runs on bookworm only: the version matrix runs this scenario on bullseye too, for round 1 (the
+# hand-over on PostgreSQL 13); round 2 adds the async mode and pgbench, which do not depend on the version.
+round2 = pytest.mark.skipif(os.environ.get("LAB_SUITE", "bookworm") != "bookworm",
+                            reason="round 2 (async, pgbench) runs on bookworm only (make test's time budget)")
+
+
 @pytest.fixture(scope="module")
 def switched_back(switched):
     """The pair of round 1 (sw-standby1 the primary) made async by site.yml, then switched back to sw-primary
@@ -354,6 +360,7 @@ def switched_back(switched):
                 bench=bench_output)
 
 
+@round2
 def test_async_switchover_back_loses_no_acknowledged_commit(switched_back):
     run = switched_back["run"]
     assert run.rc == 0, run.tail()
@@ -374,6 +381,7 @@ def test_async_switchover_back_loses_no_acknowledged_commit(switched_back):
                 f"{switched_back['writer'].longest_gap():.2f} s, {len(acked)} commits acknowledged, none missing\n")
 
 
+@round2
 def test_async_round_everyone_follows(switched_back):
     for name in (TARGET, SIBLING):
         wait_for(f"{name} streams from {PRIMARY}", lambda n=name: streams_from(PRIMARY, n), 60)
@@ -381,6 +389,7 @@ def test_async_round_everyone_follows(switched_back):
     assert streams_from(SIBLING, CASCADE) and started_at(CASCADE) == switched_back["started"][CASCADE]
 
 
+@round2
 def test_pgbench_sums_match_on_every_node(switched_back):
     """pgbench's TPC-B transactions add one delta to an account, a teller, a branch and the history: on every
     node the four sums are equal, and every node has the same sums and history (nothing half-applied, nothing
