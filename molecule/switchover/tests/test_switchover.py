@@ -1,4 +1,4 @@
-"""Planned switchover on a primary, two standbys and a cascading standby (sync mode, FIRST 1; then back in async).
+"""Planned switchover on a primary, two standbys and a cascading standby (sync mode, FIRST 1; then back in async, then over again in quorum mode, ANY 1).
 
 The tests run in file order on the pair converge built: refusals first (nothing may change), then an abort
 (the target stops receiving during the hand-over: the old primary must be the primary again, nothing lost), then
@@ -314,10 +314,11 @@ PGBENCH_SUMS = ("SELECT (SELECT sum(abalance) FROM pgbench_accounts) || ' ' || (
                 " pgbench_history) || ' ' || (SELECT count(*) FROM pgbench_history)")
 
 
-# Round 2 runs on bookworm only: the version matrix runs this scenario on bullseye too, for round 1 (the
-# hand-over on PostgreSQL 13); round 2 adds the async mode and pgbench, which do not depend on the version.
-round2 = pytest.mark.skipif(os.environ.get("LAB_SUITE", "bookworm") != "bookworm",
-                            reason="round 2 (async, pgbench) runs on bookworm only (make test's time budget)")
+# Rounds 2 and 3 run on bookworm only: the version matrix runs this scenario on bullseye too, for round 1 (the
+# hand-over on PostgreSQL 13); they add the async and quorum modes and pgbench, which do not depend on the version.
+bookworm_only = pytest.mark.skipif(os.environ.get("LAB_SUITE", "bookworm") != "bookworm",
+                                   reason="rounds 2 and 3 (async with pgbench, quorum) run on bookworm only "
+                                          "(make test's time budget)")
 
 
 @pytest.fixture(scope="module")
@@ -360,7 +361,7 @@ def switched_back(switched):
                 bench=bench_output)
 
 
-@round2
+@bookworm_only
 def test_async_switchover_back_loses_no_acknowledged_commit(switched_back):
     run = switched_back["run"]
     assert run.rc == 0, run.tail()
@@ -381,7 +382,7 @@ def test_async_switchover_back_loses_no_acknowledged_commit(switched_back):
                 f"{switched_back['writer'].longest_gap():.2f} s, {len(acked)} commits acknowledged, none missing\n")
 
 
-@round2
+@bookworm_only
 def test_async_round_everyone_follows(switched_back):
     for name in (TARGET, SIBLING):
         wait_for(f"{name} streams from {PRIMARY}", lambda n=name: streams_from(PRIMARY, n), 60)
@@ -389,7 +390,7 @@ def test_async_round_everyone_follows(switched_back):
     assert streams_from(SIBLING, CASCADE) and started_at(CASCADE) == switched_back["started"][CASCADE]
 
 
-@round2
+@bookworm_only
 def test_pgbench_sums_match_on_every_node(switched_back):
     """pgbench's TPC-B transactions add one delta to an account, a teller, a branch and the history: on every
     node the four sums are equal, and every node has the same sums and history (nothing half-applied, nothing
@@ -403,3 +404,75 @@ def test_pgbench_sums_match_on_every_node(switched_back):
     assert count >= 100, (sums, switched_back["bench"][-2000:])
     assert account == branch == teller == delta, sums
     assert len(set(sums.values())) == 1, sums
+
+
+# -- round 3: quorum (ANY 1) - the original inventory again, then over to sw-standby1 ------------------------------
+
+QUORUM_INVENTORY = os.path.join(WORK_DIR, "quorum.ini")
+with open(QUORUM_INVENTORY, "w", encoding="utf-8") as _f:
+    # the inventory as round 2's switchover printed it, the synchronous mode now quorum
+    _f.write(f"""[postgres_master]
+{PRIMARY}
+
+[postgres_standby]
+{TARGET}
+{SIBLING}
+{CASCADE} postgres_standby_upstream={SIBLING}
+
+[all:vars]
+ansible_connection=community.docker.docker
+ansible_python_interpreter=/usr/bin/python3
+postgres_replication_password={PASSWORD}
+postgres_synchronous_mode=quorum
+postgres_synchronous_count=1
+postgres_settings={{"wal_sender_timeout": "10s"}}
+""")
+
+
+def quorum_names(name):
+    """The mode, count and set of names of name's synchronous_standby_names."""
+    found = re.fullmatch(r"(\w+) (\d+) \((.*)\)", psql(node(name), "SHOW synchronous_standby_names"))
+    assert found, psql(node(name), "SHOW synchronous_standby_names")
+    return found.group(1), int(found.group(2)), set(n.strip().strip('"') for n in found.group(3).split(","))
+
+
+@pytest.fixture(scope="module")
+def quorum_switched(switched_back):
+    converged = site(inventories=[QUORUM_INVENTORY])
+    assert converged.rc == 0, converged.tail()
+    assert quorum_names(PRIMARY) == ("ANY", 1, {TARGET, SIBLING})
+    psql(node(PRIMARY), f"CREATE TABLE sw_rows3 (n int PRIMARY KEY); GRANT INSERT, SELECT ON sw_rows3 TO {WRITER}")
+    status = run_playbook(playbook_cmd("hotstandby.postgresql.status", inventories=[QUORUM_INVENTORY]), timeout=300,
+                          name="status.yml")
+    found = re.search(r"(host=\S+ port=\S+ dbname=postgres target_session_attrs=read-write)", status.output)
+    assert found, status.tail()
+    timeline_before = timeline(PRIMARY)
+    writer = Writer(found.group(1), WRITER, WRITER_PASSWORD, "sw_rows3")
+    writer.start()
+    try:
+        wait_for("the writer's first commits", lambda: len(writer.acked) >= 50, 60)
+        acked_before = len(writer.acked)
+        run = switchover("-e", f"postgres_switchover_to={TARGET}", inventories=[QUORUM_INVENTORY])
+        wait_for("commits on the new primary", lambda: len(writer.acked) >= acked_before + 200, 90)
+    finally:
+        writer.stop.set()
+        writer.join(30)
+    return dict(run=run, writer=writer, acked_before=acked_before, timeline=timeline_before)
+
+
+@bookworm_only
+def test_quorum_switchover_waits_for_its_own_standbys_and_loses_nothing(quorum_switched):
+    run = quorum_switched["run"]
+    assert run.rc == 0, run.tail()
+    assert in_recovery(TARGET) == "f" and timeline(TARGET) == quorum_switched["timeline"] + 1
+    # the new primary's quorum is over its own standbys, never over itself
+    assert quorum_names(TARGET) == ("ANY", 1, {PRIMARY, SIBLING})
+    acked = quorum_switched["writer"].acked
+    assert len(acked) > quorum_switched["acked_before"] + 200
+    on_new = set(int(n) for n in psql(node(TARGET), "SELECT n FROM sw_rows3").split())
+    missing = sorted(set(acked) - on_new)
+    assert not missing, f"{len(missing)} acknowledged rows missing on the new primary: {missing[:20]}"
+    assert quorum_switched["writer"].longest_gap() < 15
+    for name in (PRIMARY, SIBLING):
+        wait_for(f"{name} streams from {TARGET}", lambda n=name: streams_from(TARGET, n), 60)
+    assert streams_from(SIBLING, CASCADE)
