@@ -27,24 +27,23 @@ WORK_DIR = tempfile.mkdtemp(prefix="hotstandby-switchover-")
 LOCK = "/run/hotstandby-switchover-main.lock"
 WRITER, WRITER_PASSWORD = "sw_writer", "molecule-test-only-writer"
 
-AFTER_INVENTORY = os.path.join(WORK_DIR, "after.ini")
-with open(AFTER_INVENTORY, "w", encoding="utf-8") as _f:
-    # what switchover.yml says to change, as an operator writes it (INI)
-    _f.write(f"""[postgres_master]
-{TARGET}
 
-[postgres_standby]
-{PRIMARY}
-{SIBLING}
-{CASCADE} postgres_standby_upstream={SIBLING}
+def ini_inventory(path, primary, direct, mode, count=None):
+    """An INI inventory as an operator writes it after switchover.yml printed the change: primary, its direct
+    standbys (in this order), the cascading standby below the sibling, the synchronous mode (and count)."""
+    lines = ["[postgres_master]", primary, "", "[postgres_standby]", *direct,
+             f"{CASCADE} postgres_standby_upstream={SIBLING}", "", "[all:vars]",
+             "ansible_connection=community.docker.docker", "ansible_python_interpreter=/usr/bin/python3",
+             f"postgres_replication_password={PASSWORD}", f"postgres_synchronous_mode={mode}",
+             *([f"postgres_synchronous_count={count}"] if count else []),
+             'postgres_settings={"wal_sender_timeout": "10s"}', ""]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    return path
 
-[all:vars]
-ansible_connection=community.docker.docker
-ansible_python_interpreter=/usr/bin/python3
-postgres_replication_password={PASSWORD}
-postgres_synchronous_mode=sync
-postgres_settings={{"wal_sender_timeout": "10s"}}
-""")
+
+# what switchover.yml says to change after round 1
+AFTER_INVENTORY = ini_inventory(os.path.join(WORK_DIR, "after.ini"), TARGET, [PRIMARY, SIBLING], "sync")
 
 
 def node(name):
@@ -66,6 +65,42 @@ def site(*args, inventories=None):
 def row_arrives(name, token):
     wait_for(f"row {token} on {name}",
              lambda: psql(node(name), f"SELECT count(*) FROM sw_marks WHERE t = '{token}'", check=False) == "1", 60)
+
+
+def read_write_conninfo(inventories=None):
+    """The connection string status.yml prints for applications (every node, target_session_attrs=read-write)."""
+    status = run_playbook(playbook_cmd("hotstandby.postgresql.status", inventories=inventories), timeout=300,
+                          name="status.yml")
+    found = re.search(r"(host=\S+ port=\S+ dbname=postgres target_session_attrs=read-write)", status.output)
+    assert found, status.tail()
+    return found.group(1)
+
+
+def switch_under_writes(target, table, inventories=None, ready=None):
+    """switchover.yml to target while a client writes numbered rows into table through the read-write connection
+    string (50 commits before, 200 after it); ready(): waited for too before the switchover starts."""
+    conninfo = read_write_conninfo(inventories)
+    writer = Writer(conninfo, WRITER, WRITER_PASSWORD, table)
+    writer.start()
+    try:
+        wait_for("the writer's first commits", lambda: len(writer.acked) >= 50, 60)
+        if ready:
+            ready()
+        acked_before = len(writer.acked)
+        run = switchover("-e", f"postgres_switchover_to={target}", inventories=inventories)
+        wait_for("commits on the new primary", lambda: len(writer.acked) >= acked_before + 200, 90)
+    finally:
+        writer.stop.set()
+        writer.join(30)
+    return dict(run=run, writer=writer, acked_before=acked_before, conninfo=conninfo)
+
+
+def assert_no_acknowledged_commit_lost(result, primary, table):
+    acked = result["writer"].acked
+    assert len(acked) > result["acked_before"] + 200
+    on_new = set(int(n) for n in psql(node(primary), f"SELECT n FROM {table}").split())
+    missing = sorted(set(acked) - on_new)
+    assert not missing, f"{len(missing)} acknowledged rows missing on the new primary {primary}: {missing[:20]}"
 
 
 @pytest.fixture(scope="module")
@@ -209,22 +244,9 @@ def test_abort_when_the_target_stops_receiving(prepared):
 
 @pytest.fixture(scope="module")
 def switched(prepared):
-    # the client connects with the string status.yml prints for applications
-    status = run_playbook(playbook_cmd("hotstandby.postgresql.status"), timeout=300, name="status.yml")
-    found = re.search(r"(host=\S+ port=\S+ dbname=postgres target_session_attrs=read-write)", status.output)
-    assert found, status.tail()
-    conninfo = found.group(1)
-    assert conninfo.count(",") == 2 * (len(HOSTS) - 1), conninfo
-    writer = Writer(conninfo, WRITER, WRITER_PASSWORD, "sw_rows")
-    writer.start()
-    wait_for("the writer's first commits", lambda: len(writer.acked) >= 50, 60)
-    acked_before = len(writer.acked)
-    run = switchover("-e", f"postgres_switchover_to={TARGET}")
-    wait_for("commits on the new primary", lambda: len(writer.acked) >= acked_before + 200, 90)
-    writer.stop.set()
-    writer.join(30)
-    return dict(run=run, writer=writer, acked_before=acked_before, started=prepared["started"],
-                timeline=prepared["timeline"])
+    result = switch_under_writes(TARGET, "sw_rows")
+    assert result["conninfo"].count(",") == 2 * (len(HOSTS) - 1), result["conninfo"]
+    return dict(result, started=prepared["started"], timeline=prepared["timeline"])
 
 
 def test_switchover_succeeds_and_reports(switched):
@@ -246,11 +268,7 @@ def test_switchover_succeeds_and_reports(switched):
 
 
 def test_no_acknowledged_commit_is_lost(switched):
-    acked = switched["writer"].acked
-    assert len(acked) > switched["acked_before"] + 200
-    on_new = set(int(n) for n in psql(node(TARGET), "SELECT n FROM sw_rows").split())
-    missing = sorted(set(acked) - on_new)
-    assert not missing, f"{len(missing)} acknowledged rows missing on the new primary: {missing[:20]}"
+    assert_no_acknowledged_commit_lost(switched, TARGET, "sw_rows")
 
 
 def test_new_primary_is_on_the_next_timeline_and_the_old_one_follows(switched):
@@ -305,9 +323,7 @@ def test_site_converges_with_the_changed_inventory_without_clone_or_restart(swit
 
 # -- round 2: back to sw-primary in async mode, under the write loop and pgbench -------------------------------
 
-ASYNC_INVENTORY = os.path.join(WORK_DIR, "after-async.ini")
-with open(AFTER_INVENTORY, encoding="utf-8") as _f, open(ASYNC_INVENTORY, "w", encoding="utf-8") as _g:
-    _g.write(_f.read().replace("postgres_synchronous_mode=sync", "postgres_synchronous_mode=async"))
+ASYNC_INVENTORY = ini_inventory(os.path.join(WORK_DIR, "after-async.ini"), TARGET, [PRIMARY, SIBLING], "async")
 
 PGBENCH_SUMS = ("SELECT (SELECT sum(abalance) FROM pgbench_accounts) || ' ' || (SELECT sum(bbalance) FROM pgbench_branches)"
                 " || ' ' || (SELECT sum(tbalance) FROM pgbench_tellers) || ' ' || (SELECT coalesce(sum(delta), 0) FROM"
@@ -332,33 +348,21 @@ def switched_back(switched):
     psql(node(TARGET), f"CREATE TABLE sw_rows2 (n int PRIMARY KEY); GRANT INSERT, SELECT ON sw_rows2 TO {WRITER}")
     pgbench = sh(node(TARGET), "ls /usr/lib/postgresql/*/bin/pgbench").split()[0]
     sh(node(TARGET), f"runuser -u postgres -- {pgbench} -i -q -s 1 postgres")
-    status = run_playbook(playbook_cmd("hotstandby.postgresql.status", inventories=[ASYNC_INVENTORY]), timeout=300,
-                          name="status.yml")
-    found = re.search(r"(host=\S+ port=\S+ dbname=postgres target_session_attrs=read-write)", status.output)
-    assert found, status.tail()
     started = {n: started_at(n) for n in HOSTS}
     timeline_before = timeline(TARGET)
-    writer = Writer(found.group(1), WRITER, WRITER_PASSWORD, "sw_rows2")
-    writer.start()
     bench = subprocess.Popen(["docker", "exec", TARGET, "runuser", "-u", "postgres", "--", pgbench, "-n", "-c", "2",
                               "-T", "120", "postgres"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for("the writer's first commits", lambda: len(writer.acked) >= 50, 60)
-        wait_for("pgbench's first transactions", lambda: int(psql(node(TARGET), "SELECT count(*) FROM pgbench_history",
-                                                                  check=False) or 0) >= 100, 60)
-        acked_before = len(writer.acked)
-        run = switchover("-e", f"postgres_switchover_to={PRIMARY}", inventories=[ASYNC_INVENTORY])
-        wait_for("commits on the new primary", lambda: len(writer.acked) >= acked_before + 200, 90)
+        result = switch_under_writes(PRIMARY, "sw_rows2", inventories=[ASYNC_INVENTORY], ready=lambda: wait_for(
+            "pgbench's first transactions",
+            lambda: int(psql(node(TARGET), "SELECT count(*) FROM pgbench_history", check=False) or 0) >= 100, 60))
     finally:
-        writer.stop.set()
-        writer.join(30)
         try:
             bench_output = bench.communicate(timeout=150)[0]
         except subprocess.TimeoutExpired:
             bench.kill()
             bench_output = bench.communicate()[0]
-    return dict(run=run, writer=writer, acked_before=acked_before, started=started, timeline=timeline_before,
-                bench=bench_output)
+    return dict(result, started=started, timeline=timeline_before, bench=bench_output)
 
 
 @bookworm_only
@@ -368,18 +372,15 @@ def test_async_switchover_back_loses_no_acknowledged_commit(switched_back):
     assert f"{TARGET} rejoined as its standby by none" in run.output, run.tail()
     assert f"Move {PRIMARY} from postgres_standby to postgres_master." in run.output, run.tail()
     assert in_recovery(PRIMARY) == "f" and timeline(PRIMARY) == switched_back["timeline"] + 1
-    acked = switched_back["writer"].acked
-    assert len(acked) > switched_back["acked_before"] + 200
-    on_new = set(int(n) for n in psql(node(PRIMARY), "SELECT n FROM sw_rows2").split())
-    missing = sorted(set(acked) - on_new)
-    assert not missing, f"{len(missing)} acknowledged rows missing on the new primary: {missing[:20]}"
+    assert_no_acknowledged_commit_lost(switched_back, PRIMARY, "sw_rows2")
     # async: the new primary waits for nobody
     assert psql(node(PRIMARY), "SHOW synchronous_standby_names") == ""
     window = re.search(r"writes were unavailable for ([0-9.]+) s", run.output)
     with open(os.path.join(os.environ.get("HOTSTANDBY_MEASURE_DIR", WORK_DIR), "switchover-measured.txt"), "a",
               encoding="utf-8") as f:
         f.write(f"switchover back (async, pgbench running): window {window.group(1) if window else '?'} s, longest gap "
-                f"{switched_back['writer'].longest_gap():.2f} s, {len(acked)} commits acknowledged, none missing\n")
+                f"{switched_back['writer'].longest_gap():.2f} s, {len(switched_back['writer'].acked)} commits acknowledged, "
+                f"none missing\n")
 
 
 @bookworm_only
@@ -408,25 +409,8 @@ def test_pgbench_sums_match_on_every_node(switched_back):
 
 # -- round 3: quorum (ANY 1) - the original inventory again, then over to sw-standby1 ------------------------------
 
-QUORUM_INVENTORY = os.path.join(WORK_DIR, "quorum.ini")
-with open(QUORUM_INVENTORY, "w", encoding="utf-8") as _f:
-    # the inventory as round 2's switchover printed it, the synchronous mode now quorum
-    _f.write(f"""[postgres_master]
-{PRIMARY}
-
-[postgres_standby]
-{TARGET}
-{SIBLING}
-{CASCADE} postgres_standby_upstream={SIBLING}
-
-[all:vars]
-ansible_connection=community.docker.docker
-ansible_python_interpreter=/usr/bin/python3
-postgres_replication_password={PASSWORD}
-postgres_synchronous_mode=quorum
-postgres_synchronous_count=1
-postgres_settings={{"wal_sender_timeout": "10s"}}
-""")
+# the inventory as round 2's switchover printed it, the synchronous mode now quorum
+QUORUM_INVENTORY = ini_inventory(os.path.join(WORK_DIR, "quorum.ini"), PRIMARY, [TARGET, SIBLING], "quorum", count=1)
 
 
 def quorum_names(name):
@@ -442,22 +426,8 @@ def quorum_switched(switched_back):
     assert converged.rc == 0, converged.tail()
     assert quorum_names(PRIMARY) == ("ANY", 1, {TARGET, SIBLING})
     psql(node(PRIMARY), f"CREATE TABLE sw_rows3 (n int PRIMARY KEY); GRANT INSERT, SELECT ON sw_rows3 TO {WRITER}")
-    status = run_playbook(playbook_cmd("hotstandby.postgresql.status", inventories=[QUORUM_INVENTORY]), timeout=300,
-                          name="status.yml")
-    found = re.search(r"(host=\S+ port=\S+ dbname=postgres target_session_attrs=read-write)", status.output)
-    assert found, status.tail()
     timeline_before = timeline(PRIMARY)
-    writer = Writer(found.group(1), WRITER, WRITER_PASSWORD, "sw_rows3")
-    writer.start()
-    try:
-        wait_for("the writer's first commits", lambda: len(writer.acked) >= 50, 60)
-        acked_before = len(writer.acked)
-        run = switchover("-e", f"postgres_switchover_to={TARGET}", inventories=[QUORUM_INVENTORY])
-        wait_for("commits on the new primary", lambda: len(writer.acked) >= acked_before + 200, 90)
-    finally:
-        writer.stop.set()
-        writer.join(30)
-    return dict(run=run, writer=writer, acked_before=acked_before, timeline=timeline_before)
+    return dict(switch_under_writes(TARGET, "sw_rows3", inventories=[QUORUM_INVENTORY]), timeline=timeline_before)
 
 
 @bookworm_only
@@ -467,11 +437,7 @@ def test_quorum_switchover_waits_for_its_own_standbys_and_loses_nothing(quorum_s
     assert in_recovery(TARGET) == "f" and timeline(TARGET) == quorum_switched["timeline"] + 1
     # the new primary's quorum is over its own standbys, never over itself
     assert quorum_names(TARGET) == ("ANY", 1, {PRIMARY, SIBLING})
-    acked = quorum_switched["writer"].acked
-    assert len(acked) > quorum_switched["acked_before"] + 200
-    on_new = set(int(n) for n in psql(node(TARGET), "SELECT n FROM sw_rows3").split())
-    missing = sorted(set(acked) - on_new)
-    assert not missing, f"{len(missing)} acknowledged rows missing on the new primary: {missing[:20]}"
+    assert_no_acknowledged_commit_lost(quorum_switched, TARGET, "sw_rows3")
     assert quorum_switched["writer"].longest_gap() < 15
     for name in (PRIMARY, SIBLING):
         wait_for(f"{name} streams from {TARGET}", lambda n=name: streams_from(TARGET, n), 60)
