@@ -28,7 +28,7 @@ DEMO_DIR := $(CURDIR)/.lab/demo
 DEMO_PRIMARY := hs-demo-primary
 DEMO_STANDBY := hs-demo-standby
 
-.PHONY: help demo demo-down test checks venv host-deps lab lab-images unit lint sanity build molecule molecule-artifact molecule-all molecule-lane-a molecule-lane-b molecule-run bench clean
+.PHONY: help demo demo-down test checks venv host-deps lab lab-images unit lint sanity build molecule molecule-artifact molecule-all molecule-lane-a molecule-lane-b molecule-lane-c molecule-lane-d molecule-run bench clean
 
 help:
 	@echo "make demo       build a primary and a hot standby in local containers and show them replicating"
@@ -57,10 +57,12 @@ lab: venv
 # scenario runs: the faults scenario also starts a trixie standby. Every
 # bookworm scenario but default and inputs (which test the install from
 # nothing, as the matrix does) starts from bookworm with PostgreSQL's
-# packages preinstalled (`scripts/lab image-ready`): 25-40 s less each.
+# packages preinstalled (`scripts/lab image-ready`): 25-40 s less each; so
+# does the switchover on bullseye.
 lab-images: lab
 	for suite in $(sort bookworm $(MATRIX_SUITES)); do $(LAB) image $$suite >/dev/null; done
 	$(LAB) image-ready bookworm >/dev/null
+	$(LAB) image-ready $(SWITCHOVER_SUITE) >/dev/null
 
 ## --- demo -------------------------------------------------------------------
 
@@ -115,17 +117,20 @@ build: venv
 
 # Every molecule scenario (SCENARIO=name, or several names, for some). `make
 # molecule` tests the clone; `make test` tests the artifact `make build`
-# installed. Scenarios that build, refuse and read run two at a time, in two
-# lanes (2 cores: measured 18.0 min for the seven of them against about 27
-# one after the other; each ran 1.2-1.45 times longer); those that time a
-# hand-over, a failover or a fault run alone, then the version matrix.
+# installed. Two cores, two lanes at a time, in two phases: first the
+# scenarios that build, refuse and read (lanes A and B: measured 18.0 min for
+# the seven of them against about 27 one after the other; each ran 1.2-1.45
+# times longer), then those that time a hand-over (lane C) beside the version
+# matrix's default runs and the faults (lane D), then the switchover on the
+# matrix's oldest suite (it has the container names of lane C's switchover).
 SCENARIO ?=
 ALL_SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 LANE_A := cascade daytwo default inputs
 LANE_B := module options quorum_tls
-ALONE := failover faults switchover
-ifneq ($(sort $(LANE_A) $(LANE_B) $(ALONE)),$(ALL_SCENARIOS))
-$(error LANE_A, LANE_B and ALONE in the Makefile must name every scenario of molecule/ once: $(ALL_SCENARIOS))
+LANE_C := switchover failover
+LANE_D := faults
+ifneq ($(sort $(LANE_A) $(LANE_B) $(LANE_C) $(LANE_D)),$(ALL_SCENARIOS))
+$(error LANE_A to LANE_D in the Makefile must name every scenario of molecule/ once: $(ALL_SCENARIOS))
 endif
 
 # $(1): where hotstandby.postgresql is found, $(2): the scenarios, in order.
@@ -138,30 +143,32 @@ endef
 
 # The version matrix: the default scenario once more on every other suite
 # (Debian 11 / PostgreSQL 13, 13 / 17, sid / 18; bookworm / 15 ran above),
-# and the switchover on the oldest supported version too. (Run beside the
-# default runs, the switchover saved 0.5 of 13 min on 2 cores: every run of
-# the matrix installs from nothing, which keeps both cores busy.)
+# and the switchover on the oldest supported version too (from its image
+# with the packages preinstalled: the default runs test the install there).
 MATRIX_SUITES := bullseye trixie sid
 SWITCHOVER_SUITE := bullseye
-define run_matrix
-	set -e; for suite in $(MATRIX_SUITES); do \
-	  $(MAKE) --no-print-directory molecule-run SUITE=$$suite SCENARIO=default COLLECTIONS=$(1); \
-	done; \
-	$(MAKE) --no-print-directory molecule-run SUITE=$(SWITCHOVER_SUITE) SCENARIO=switchover COLLECTIONS=$(1)
-endef
 
-# Every scenario and the matrix, from COLLECTIONS: the lanes (each lane's
-# output is printed when it ends), then the rest.
+# Every scenario and the matrix, from COLLECTIONS, lane by lane (each lane's
+# output is printed when it ends).
 molecule-all:
 	$(MAKE) --no-print-directory -j2 --output-sync=target molecule-lane-a molecule-lane-b
-	$(call run_molecule,$(COLLECTIONS),$(ALONE))
-	$(call run_matrix,$(COLLECTIONS))
+	$(MAKE) --no-print-directory -j2 --output-sync=target molecule-lane-c molecule-lane-d
+	$(MAKE) --no-print-directory molecule-run SUITE=$(SWITCHOVER_SUITE) SCENARIO=switchover COLLECTIONS=$(COLLECTIONS)
 
 molecule-lane-a:
 	$(call run_molecule,$(COLLECTIONS),$(LANE_A))
 
 molecule-lane-b:
 	$(call run_molecule,$(COLLECTIONS),$(LANE_B))
+
+molecule-lane-c:
+	$(call run_molecule,$(COLLECTIONS),$(LANE_C))
+
+molecule-lane-d:
+	set -e; for suite in $(MATRIX_SUITES); do \
+	  $(MAKE) --no-print-directory molecule-run SUITE=$$suite SCENARIO=default COLLECTIONS=$(COLLECTIONS); \
+	done
+	$(call run_molecule,$(COLLECTIONS),$(LANE_D))
 
 molecule-run:
 	$(call run_molecule,$(COLLECTIONS),$(SCENARIO))

@@ -28,6 +28,13 @@ LOCK = "/run/hotstandby-switchover-main.lock"
 WRITER, WRITER_PASSWORD = "sw_writer", "molecule-test-only-writer"
 
 
+# What does not depend on the PostgreSQL version runs on bookworm only: the version matrix runs this scenario on
+# bullseye too, for the rewind-grant refusal, the abort and round 1 (the hand-over on PostgreSQL 13); the
+# refusals of the plan, check mode, the async and quorum rounds, pgbench and the forced rewind run on bookworm.
+bookworm_only = pytest.mark.skipif(os.environ.get("LAB_SUITE", "bookworm") != "bookworm",
+                                   reason="version-independent: bookworm only (make test's time budget)")
+
+
 def ini_inventory(path, primary, direct, mode, count=None):
     """An INI inventory as an operator writes it after switchover.yml printed the change: primary, its direct
     standbys (in this order), the cascading standby below the sibling, the synchronous mode (and count)."""
@@ -136,6 +143,7 @@ def refused_runs(prepared):
         return [future.result() for future in futures]
 
 
+@bookworm_only
 @pytest.mark.parametrize("case", range(len(REFUSED)))
 def test_refused_before_any_change(prepared, refused_runs, case):
     run, says = refused_runs[case], REFUSED[case][1]
@@ -146,6 +154,7 @@ def test_refused_before_any_change(prepared, refused_runs, case):
     assert not node(PRIMARY).file(LOCK).exists
 
 
+@bookworm_only
 def test_a_paused_target_is_refused(prepared):
     psql(node(TARGET), "SELECT pg_wal_replay_pause()")
     try:
@@ -157,6 +166,7 @@ def test_a_paused_target_is_refused(prepared):
     assert in_recovery(PRIMARY) == "f" and started_at(PRIMARY) == prepared["started"][PRIMARY]
 
 
+@bookworm_only
 def test_a_stopped_target_is_refused(prepared):
     service = cluster(node(TARGET))["service"]
     sh(node(TARGET), f"systemctl stop {service}")
@@ -185,6 +195,7 @@ def test_a_replication_role_without_the_rewind_grants_is_refused(prepared):
                                                      f"'replicator', '{function}', 'EXECUTE')") == "t", 60)
 
 
+@bookworm_only
 def test_check_mode_checks_and_changes_nothing(prepared):
     run = switchover("-e", f"postgres_switchover_to={TARGET}", "--check", "--diff")
     assert run.rc == 0, run.tail()
@@ -328,13 +339,6 @@ ASYNC_INVENTORY = ini_inventory(os.path.join(WORK_DIR, "after-async.ini"), TARGE
 PGBENCH_SUMS = ("SELECT (SELECT sum(abalance) FROM pgbench_accounts) || ' ' || (SELECT sum(bbalance) FROM pgbench_branches)"
                 " || ' ' || (SELECT sum(tbalance) FROM pgbench_tellers) || ' ' || (SELECT coalesce(sum(delta), 0) FROM"
                 " pgbench_history) || ' ' || (SELECT count(*) FROM pgbench_history)")
-
-
-# Rounds 2 and 3 run on bookworm only: the version matrix runs this scenario on bullseye too, for round 1 (the
-# hand-over on PostgreSQL 13); they add the async and quorum modes and pgbench, which do not depend on the version.
-bookworm_only = pytest.mark.skipif(os.environ.get("LAB_SUITE", "bookworm") != "bookworm",
-                                   reason="rounds 2 and 3 (async with pgbench, quorum) run on bookworm only "
-                                          "(make test's time budget)")
 
 
 @pytest.fixture(scope="module")
