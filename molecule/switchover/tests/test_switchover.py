@@ -446,3 +446,96 @@ def test_quorum_switchover_waits_for_its_own_standbys_and_loses_nothing(quorum_s
     for name in (PRIMARY, SIBLING):
         wait_for(f"{name} streams from {TARGET}", lambda n=name: streams_from(TARGET, n), 60)
     assert streams_from(SIBLING, CASCADE)
+
+
+# -- rounds 4 and 5: the rejoin's rewind and its fallback to a clone ------------------------------------------------
+# switchover.yml's gate never lets the old primary keep WAL the target lacks, so these run its checks and its task
+# files through ../forced_rejoin.yml, which replaces only the gated hand-over with one that makes the old primary
+# diverge (the target and the sibling stop receiving, the old primary commits a row only it has, then stops).
+
+FORCED_REJOIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "forced_rejoin.yml")
+# the inventory round 3's switchover printed, and the one round 4 leaves
+ROUND4_INVENTORY = ini_inventory(os.path.join(WORK_DIR, "round4.ini"), TARGET, [PRIMARY, SIBLING], "quorum", count=1)
+ROUND5_INVENTORY = ini_inventory(os.path.join(WORK_DIR, "round5.ini"), PRIMARY, [TARGET, SIBLING], "quorum", count=1)
+
+
+def forced_rejoin(target, old, inventory, lose_wal):
+    token = f"diverged-{old}-{time.time()}"
+    started = {n: started_at(n) for n in (target, SIBLING, CASCADE)}
+    timeline_before = timeline(old)
+    aside = sh(node(old), "ls -d /var/lib/postgresql/*/main.moved-* 2>/dev/null || true").split()
+    run = run_playbook(playbook_cmd(FORCED_REJOIN, "-e", f"postgres_switchover_to={target}", "-e",
+                                    f"forced_rejoin_token={token}", "-e",
+                                    '{"forced_rejoin_lose_wal": %s}' % ("true" if lose_wal else "false"),
+                                    inventories=[inventory]), timeout=600, name="forced_rejoin.yml")
+    assert PASSWORD not in run.output
+    assert run.rc == 0, run.tail()
+    found = re.search(r"forced rejoin: (.*?)\"", run.output)
+    assert found, run.tail()
+    result = dict(re.findall(r"(\w+)=(\S+)", found.group(1)))
+    return dict(run=run, token=token, result=result, started=started, timeline=timeline_before, aside=aside,
+                target=target, old=old)
+
+
+def assert_rejoined(forced):
+    """The old primary streams from the new one on the next timeline, the row only it had is gone everywhere, a
+    row written on the new primary reaches every node, the sibling followed without a restart."""
+    target, old = forced["target"], forced["old"]
+    assert in_recovery(target) == "f" and timeline(target) == forced["timeline"] + 1
+    assert in_recovery(old) == "t"
+    wait_for(f"{old} streams from {target}", lambda: streams_from(target, old), 60)
+    wait_for(f"{SIBLING} streams from {target}", lambda: streams_from(target, SIBLING), 60)
+    assert started_at(SIBLING) == forced["started"][SIBLING]
+    assert streams_from(SIBLING, CASCADE) and started_at(CASCADE) == forced["started"][CASCADE]
+    token = f"after-{forced['token']}"
+    psql(node(target), f"INSERT INTO sw_marks VALUES ('{token}')")
+    for name in (old, SIBLING, CASCADE):
+        row_arrives(name, token)
+    for name in HOSTS:
+        assert psql(node(name), f"SELECT count(*) FROM sw_marks WHERE t LIKE '{forced['token']}%'") == "0", name
+
+
+def assert_rewound(forced):
+    result, run, old = forced["result"], forced["run"], forced["old"]
+    assert result["method"] == "rewind" and result["needs_clone"] == "False" and result["rewound"] == "True", result
+    assert int(result["upstream_timeline"]) == forced["timeline"] + 1, result
+    assert result["fork_lsn"] != "None" and int(result["discarded_bytes"]) > 0, result
+    assert f"{old} rejoined as its standby by rewind (" in run.output, run.tail()
+    # the copy kept before the rewind has the diverged row's WAL (the positive control: the row was committed)
+    copy = result["copy_kept_at"]
+    assert sh(node(old), f"test -f {copy}/PG_VERSION && grep -la -- '{forced['token']}' {copy}/pg_wal/0*")
+    # rewound, not cloned
+    assert sh(node(old), "ls -d /var/lib/postgresql/*/main.moved-* 2>/dev/null || true").split() == forced["aside"]
+    assert_rejoined(forced)
+
+
+def assert_cloned(forced):
+    result, run, old = forced["result"], forced["run"], forced["old"]
+    assert result["needs_clone"] == "True", result
+    assert re.search(r"removed [1-9]\d* WAL files", run.output), run.tail()
+    assert f"{old} rejoined as its standby by clone (pg_rewind could not rewind it: " in run.output, run.tail()
+    # the old data directory was moved aside, not deleted
+    aside = sh(node(old), "ls -d /var/lib/postgresql/*/main.moved-* 2>/dev/null || true").split()
+    new = sorted(set(aside) - set(forced["aside"]))
+    assert len(new) == 1 and sh(node(old), f"cat {new[0]}/PG_VERSION"), aside
+    assert_rejoined(forced)
+
+
+@pytest.fixture(scope="module")
+def forced_rewind(quorum_switched):
+    return forced_rejoin(PRIMARY, TARGET, ROUND4_INVENTORY, lose_wal=False)
+
+
+@bookworm_only
+def test_forced_rejoin_rewinds_the_wal_only_the_old_primary_had(forced_rewind):
+    assert_rewound(forced_rewind)
+
+
+@pytest.fixture(scope="module")
+def forced_clone(forced_rewind):
+    return forced_rejoin(TARGET, PRIMARY, ROUND5_INVENTORY, lose_wal=True)
+
+
+@bookworm_only
+def test_forced_rejoin_clones_when_the_rewind_is_impossible(forced_clone):
+    assert_cloned(forced_clone)
