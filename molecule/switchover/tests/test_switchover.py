@@ -57,6 +57,11 @@ def node(name):
     return dock(name)
 
 
+def moved_aside(name):
+    """The data directories moved aside (``*.moved-*``) on name, sorted."""
+    return sorted(sh(node(name), "ls -d /var/lib/postgresql/*/*.moved-* 2>/dev/null || true").split())
+
+
 def switchover(*args, inventories=None, timeout=600):
     run = run_playbook(playbook_cmd(SWITCHOVER, *args, inventories=inventories), timeout=timeout, name="switchover")
     assert PASSWORD not in run.output
@@ -318,12 +323,12 @@ def test_site_refuses_the_old_inventory(switched):
 
 def test_site_converges_with_the_changed_inventory_without_clone_or_restart(switched):
     started = {name: started_at(name) for name in HOSTS}
-    aside = {name: sh(node(name), "ls -d /var/lib/postgresql/*/*.moved-* 2>/dev/null || true") for name in HOSTS}
+    aside = {name: moved_aside(name) for name in HOSTS}
     run = site(inventories=[AFTER_INVENTORY])
     assert run.rc == 0, run.tail()
     # no node restarted (a clone would have), and no data directory was moved aside for one
     assert {name: started_at(name) for name in HOSTS} == started, run.tail()
-    assert {name: sh(node(name), "ls -d /var/lib/postgresql/*/*.moved-* 2>/dev/null || true") for name in HOSTS} == aside
+    assert {name: moved_aside(name) for name in HOSTS} == aside
     again = site(inventories=[AFTER_INVENTORY])
     assert again.rc == 0 and all(again.counts(h)["changed"] == 0 for h in HOSTS), again.tail()
     for name in (PRIMARY, SIBLING):
@@ -463,7 +468,7 @@ def forced_rejoin(target, old, inventory, lose_wal):
     token = f"diverged-{old}-{time.time()}"
     started = {n: started_at(n) for n in (target, SIBLING, CASCADE)}
     timeline_before = timeline(old)
-    aside = sh(node(old), "ls -d /var/lib/postgresql/*/main.moved-* 2>/dev/null || true").split()
+    aside = moved_aside(old)
     run = run_playbook(playbook_cmd(FORCED_REJOIN, "-e", f"postgres_switchover_to={target}", "-e",
                                     f"forced_rejoin_token={token}", "-e",
                                     '{"forced_rejoin_lose_wal": %s}' % ("true" if lose_wal else "false"),
@@ -505,7 +510,7 @@ def assert_rewound(forced):
     copy = result["copy_kept_at"]
     assert sh(node(old), f"test -f {copy}/PG_VERSION && grep -la -- '{forced['token']}' {copy}/pg_wal/0*")
     # rewound, not cloned
-    assert sh(node(old), "ls -d /var/lib/postgresql/*/main.moved-* 2>/dev/null || true").split() == forced["aside"]
+    assert moved_aside(old) == forced["aside"]
     assert_rejoined(forced)
 
 
@@ -515,7 +520,7 @@ def assert_cloned(forced):
     assert re.search(r"removed [1-9]\d* WAL files", run.output), run.tail()
     assert f"{old} rejoined as its standby by clone (pg_rewind could not rewind it: " in run.output, run.tail()
     # the old data directory was moved aside, not deleted
-    aside = sh(node(old), "ls -d /var/lib/postgresql/*/main.moved-* 2>/dev/null || true").split()
+    aside = moved_aside(old)
     new = sorted(set(aside) - set(forced["aside"]))
     assert len(new) == 1 and sh(node(old), f"cat {new[0]}/PG_VERSION"), aside
     assert_rejoined(forced)
