@@ -303,3 +303,42 @@ def discard_clone(staging, data_dir, in_place, ignore_errors=False):
     if in_place:
         empty_dir(data_dir)
     shutil.rmtree(staging, ignore_errors=ignore_errors)
+
+
+def settings_message(plan, data_dir, passfile, where, system_identifier, done):
+    """The msg of a run on a standby that is kept (settings, passfile, leftover staging, re-point): done or planned."""
+    parts = []
+    if plan['settings_changed']:
+        parts.append('standby settings %s rewritten%s' % ('were' if done else 'would be',
+                                                          '' if plan['followed'] else ' (reload the server)'))
+    if plan['passfile_changed']:
+        parts.append('passfile %s %s written' % (passfile, 'was' if done else 'would be'))
+    if plan['cleaned_staging']:
+        parts.append('leftover staging directory %s' % ('removed' if done else 'would be removed'))
+    if plan['followed']:
+        parts.append('%sre-pointed from %s (reload the server)' % ('' if done else 'would be ', plan['previous_upstream']))
+        return '%s is a standby of the same system (identifier %s) as %s; %s' % (
+            data_dir, system_identifier, where, '; '.join(parts))
+    return '%s is already a standby of %s; %s' % (data_dir, where, '; '.join(parts) if parts else 'nothing to do')
+
+
+def clone_plan_text(case, data_dir, where, system_identifier, major, found, moved_to, previous_upstream, running):
+    """(the diff's first line before, its first line after, the msg) of a planned clone of where into data_dir."""
+    before = 'data directory %s: %s\n' % (data_dir, {
+        'missing': 'does not exist', 'empty': 'empty',
+        'pristine': 'pristine cluster without user data (will be moved to %s)' % moved_to,
+        'foreign': (found or '') + ' (will be moved to %s)' % moved_to,
+        'standby': 'standby of %s, cloned again (reclone; will be moved to %s)' % (previous_upstream or where,
+                                                                                   moved_to)}[case])
+    after = 'data directory %s: clone of %s (system identifier %s)\n' % (data_dir, where, system_identifier)
+    msg = 'would clone %s (PostgreSQL %d) into %s%s%s' % (
+        where, major, data_dir, ' after moving the %s data directory to %s' % (case, moved_to) if moved_to else '',
+        '; a server is running there and must be stopped first' if running else '')
+    return before, after, msg
+
+
+def clone_done_message(where, major, size, seconds, data_dir, case, moved_to):
+    """The msg of a clone that is in place."""
+    return 'cloned %s (PostgreSQL %d, %d bytes in %.1f s) into %s%s; start the server' % (
+        where, major, size, seconds, data_dir,
+        ' (the previous %s data directory was moved to %s)' % (case, moved_to) if moved_to else '')

@@ -412,3 +412,22 @@ class DataDirLock(object):
             pass
         os.close(self.fd)
         self.fd = None
+
+
+def replace_empty_dir(data_dir, staging):
+    """Remove the data directory that was empty when the clone in staging was planned, to put the clone there."""
+    try:
+        os.rmdir(data_dir)
+    except OSError as e:
+        raise ModuleFailure('%s was empty before the clone but could not be replaced (%s): something was put into it '
+                            'meanwhile. The clone in %s is discarded on the next run; check %s, empty it and run again'
+                            % (data_dir, to_native(e), staging, data_dir))
+
+
+def clear_reclone_marker(path, data_dir):
+    """Remove the re-clone marker once the clone it asked for is in data_dir."""
+    try:
+        remove_file(path)
+    except OSError as e:
+        raise ModuleFailure('cloned into %s, but the reclone marker %s could not be removed (%s): remove it yourself, '
+                            'or the next run clones again' % (data_dir, path, to_native(e)))

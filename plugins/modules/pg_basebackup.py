@@ -431,15 +431,16 @@ import shutil
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.basebackup import (
-    basebackup_args, check_upstream, discard_clone, explain_basebackup_error, find_bin_dir, find_psql,
-    missing_slot_advice, read_upstream, slot_exists, strip_progress, verify_backup)
+    basebackup_args, check_upstream, clone_done_message, clone_plan_text, discard_clone, explain_basebackup_error,
+    find_bin_dir, find_psql, missing_slot_advice, read_upstream, settings_message, slot_exists, strip_progress,
+    verify_backup)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import (
     ModuleFailure, chown, fsync_dir, run_as_to_file)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import (
-    STAGING_SUFFIX, classify_data_dir, conninfo_upstream, create_staging, dir_size, leftover_staging, move_aside,
-    postmaster_pid, reclone_marker_found, remove_file, service_hint, sibling_path, utc_stamp)
+    STAGING_SUFFIX, classify_data_dir, clear_reclone_marker, conninfo_upstream, create_staging, dir_size,
+    leftover_staging, move_aside, postmaster_pid, reclone_marker_found, replace_empty_dir, service_hint, sibling_path,
+    utc_stamp)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.libpq import (
     conninfo_points_at, sweep_temp_passfiles)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.pgconf import (
@@ -569,24 +570,8 @@ class BaseBackup(DataDirWorker):
         plan['current'] = settings['current']
         plan['changed'] = bool(plan['settings_changed'] or plan['passfile_changed'] or plan['cleaned_staging'])
         plan['action'] = 'update_settings' if plan['changed'] else 'none'
-        plan['msg'] = self.settings_message(plan, done=False)
-
-    def settings_message(self, plan, done):
-        parts = []
-        if plan['settings_changed']:
-            parts.append('standby settings %s rewritten%s' % ('were' if done else 'would be',
-                                                              '' if plan['followed'] else ' (reload the server)'))
-        if plan['passfile_changed']:
-            parts.append('passfile %s %s written' % (self.passfile, 'was' if done else 'would be'))
-        if plan['cleaned_staging']:
-            parts.append('leftover staging directory %s' % ('removed' if done else 'would be removed'))
-        if plan['followed']:
-            parts.append('%sre-pointed from %s (reload the server)'
-                         % ('' if done else 'would be ', plan['previous_upstream']))
-            return '%s is a standby of the same system (identifier %s) as %s:%s; %s' % (
-                self.data_dir, self.primary['system_identifier'], self.host, self.port, '; '.join(parts))
-        return '%s is already a standby of %s:%s; %s' % (
-            self.data_dir, self.host, self.port, '; '.join(parts) if parts else 'nothing to do')
+        plan['msg'] = settings_message(plan, self.data_dir, self.passfile, self.where,
+                                       self.primary['system_identifier'], done=False)
 
     def plan_clone(self, plan, found, pid):
         case = plan['case']
@@ -612,21 +597,11 @@ class BaseBackup(DataDirWorker):
                                 % (self.slot, self.host, self.port, missing_slot_advice(self.slot)))
         self.bin_dir = find_bin_dir(self.module, self.primary['major'], self.p['bin_dir'])
         plan.update(action='clone', changed=True, settings_changed=True)
-        before = 'data directory %s: %s\n' % (self.data_dir, {
-            'missing': 'does not exist', 'empty': 'empty',
-            'pristine': 'pristine cluster without user data (will be moved to %s)' % plan['moved_to'],
-            'foreign': (found or '') + ' (will be moved to %s)' % plan['moved_to'],
-            'standby': 'standby of %s, cloned again (reclone; will be moved to %s)' % (
-                plan['previous_upstream'] or self.where, plan['moved_to'])}[case])
-        plan['diff'] = dict(
-            before=before + plan['diff']['before'],
-            after='data directory %s: clone of %s:%s (system identifier %s)\n' % (
-                self.data_dir, self.host, self.port, self.primary['system_identifier'])
-            + standby_settings_text(True, plan['primary_conninfo'], self.slot) + plan['diff']['after'])
-        plan['msg'] = 'would clone %s:%s (PostgreSQL %d) into %s%s%s' % (
-            self.host, self.port, self.primary['major'], self.data_dir,
-            ' after moving the %s data directory to %s' % (case, plan['moved_to']) if plan['moved_to'] else '',
-            '; a server is running there and must be stopped first' if pid else '')
+        before, after, plan['msg'] = clone_plan_text(
+            case, self.data_dir, self.where, self.primary['system_identifier'], self.primary['major'], found,
+            plan['moved_to'], plan['previous_upstream'], bool(pid))
+        plan['diff'] = dict(before=before + plan['diff']['before'], after=after + standby_settings_text(
+            True, plan['primary_conninfo'], self.slot) + plan['diff']['after'])
 
     # -- doing -----------------------------------------------------------------
 
@@ -646,7 +621,8 @@ class BaseBackup(DataDirWorker):
                 self.touched = True
             if plan['passfile_changed']:
                 self.write_passfile()
-            plan['msg'] = self.settings_message(plan, done=True)
+            plan['msg'] = settings_message(plan, self.data_dir, self.passfile, self.where,
+                                           self.primary['system_identifier'], done=True)
         return plan
 
     def clone(self, plan):
@@ -687,28 +663,16 @@ class BaseBackup(DataDirWorker):
                 plan['moved_to'] = move_aside(self.data_dir, plan['moved_to'])
                 self.kept = self.touched = True
             elif case == 'empty':
-                try:
-                    os.rmdir(self.data_dir)
-                except OSError as e:
-                    raise ModuleFailure('%s was empty before the clone but could not be replaced (%s): something was '
-                                        'put into it meanwhile. The clone in %s is discarded on the next run; check '
-                                        '%s, empty it and run again' % (self.data_dir, to_native(e), self.staging,
-                                                                        self.data_dir))
+                replace_empty_dir(self.data_dir, self.staging)
             os.rename(os.path.join(self.staging, 'data'), self.data_dir)
         os.chmod(self.data_dir, 0o700)
         chown(self.data_dir, self.owner)
         fsync_dir(self.parent)
         if plan['reclone_marker_found']:  # the re-clone it asked for is done and in place
-            try:
-                remove_file(self.p['reclone_marker'])
-            except OSError as e:
-                raise ModuleFailure('cloned into %s, but the reclone marker %s could not be removed (%s): remove it '
-                                    'yourself, or the next run clones again'
-                                    % (self.data_dir, self.p['reclone_marker'], to_native(e)))
+            clear_reclone_marker(self.p['reclone_marker'], self.data_dir)
         shutil.rmtree(self.staging)
-        plan['msg'] = 'cloned %s:%s (PostgreSQL %d, %d bytes in %.1f s) into %s%s; start the server' % (
-            self.host, self.port, self.primary['major'], plan['bytes'], plan['seconds'], self.data_dir,
-            ' (the previous %s data directory was moved to %s)' % (case, plan['moved_to']) if plan['moved_to'] else '')
+        plan['msg'] = clone_done_message(self.where, self.primary['major'], plan['bytes'], plan['seconds'],
+                                         self.data_dir, case, plan['moved_to'])
 
     def write_passfile(self):
         if write_passfile(self.passfile, self.p, self.owner):

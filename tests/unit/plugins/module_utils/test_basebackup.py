@@ -14,9 +14,9 @@ import time
 import pytest
 
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.basebackup import (
-    PREFLIGHT_COMMANDS, basebackup_args, basebackup_pids, check_params, check_upstream, discard_clone,
-    explain_basebackup_error, is_progress_line, read_upstream, slot_exists, stop_basebackup, strip_progress,
-    verify_backup)
+    PREFLIGHT_COMMANDS, basebackup_args, basebackup_pids, check_params, check_upstream, clone_done_message,
+    clone_plan_text, discard_clone, explain_basebackup_error, is_progress_line, read_upstream, settings_message,
+    slot_exists, stop_basebackup, strip_progress, verify_backup)
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import ModuleFailure
 
 ANSWER = '7712491459935377245|1|0/17420F0|\nreplica\n150018\n10\n10\n'
@@ -225,3 +225,56 @@ def test_read_timeline():
         read_timeline(lambda c: (1, '', 'ERROR:  could not open file "pg_wal/00000002.history"'), 2, 'db2')
     with pytest.raises(ModuleFailure, match='unexpected answer'):
         read_timeline(lambda c: (0, 'on\n', ''), 2, 'db2')
+
+
+def kept(**changes):
+    plan = dict(settings_changed=False, passfile_changed=False, cleaned_staging=False, followed=False,
+                previous_upstream=None)
+    plan.update(changes)
+    return plan
+
+
+@pytest.mark.parametrize('plan, done, expect', [
+    (kept(), False, '/d is already a standby of p:5432; nothing to do'),
+    (kept(settings_changed=True, passfile_changed=True), False,
+     '/d is already a standby of p:5432; standby settings would be rewritten (reload the server); '
+     'passfile /pf would be written'),
+    (kept(settings_changed=True, cleaned_staging=True), True,
+     '/d is already a standby of p:5432; standby settings were rewritten (reload the server); '
+     'leftover staging directory removed'),
+    (kept(settings_changed=True, followed=True, previous_upstream='old:5432'), False,
+     '/d is a standby of the same system (identifier 42) as p:5432; standby settings would be rewritten; '
+     'would be re-pointed from old:5432 (reload the server)'),
+    (kept(settings_changed=True, followed=True, previous_upstream='old:5432'), True,
+     '/d is a standby of the same system (identifier 42) as p:5432; standby settings were rewritten; '
+     're-pointed from old:5432 (reload the server)'),
+])
+def test_settings_message(plan, done, expect):
+    assert settings_message(plan, '/d', '/pf', 'p:5432', '42', done) == expect
+
+
+@pytest.mark.parametrize('case, found, moved_to, previous, running, before, msg', [
+    ('missing', None, None, None, False, 'does not exist', 'would clone p:5432 (PostgreSQL 15) into /d'),
+    ('empty', None, None, None, False, 'empty', 'would clone p:5432 (PostgreSQL 15) into /d'),
+    ('pristine', None, '/d.moved-X', None, True, 'pristine cluster without user data (will be moved to /d.moved-X)',
+     'would clone p:5432 (PostgreSQL 15) into /d after moving the pristine data directory to /d.moved-X; '
+     'a server is running there and must be stopped first'),
+    ('foreign', 'a cluster of system 7', '/d.moved-X', None, False, 'a cluster of system 7 (will be moved to /d.moved-X)',
+     'would clone p:5432 (PostgreSQL 15) into /d after moving the foreign data directory to /d.moved-X'),
+    ('standby', None, '/d.moved-X', None, False, 'standby of p:5432, cloned again (reclone; will be moved to /d.moved-X)',
+     'would clone p:5432 (PostgreSQL 15) into /d after moving the standby data directory to /d.moved-X'),
+    ('standby', None, '/d.moved-X', 'old:5432', False,
+     'standby of old:5432, cloned again (reclone; will be moved to /d.moved-X)',
+     'would clone p:5432 (PostgreSQL 15) into /d after moving the standby data directory to /d.moved-X'),
+])
+def test_clone_plan_text(case, found, moved_to, previous, running, before, msg):
+    assert clone_plan_text(case, '/d', 'p:5432', '42', 15, found, moved_to, previous, running) == (
+        'data directory /d: %s\n' % before, 'data directory /d: clone of p:5432 (system identifier 42)\n', msg)
+
+
+def test_clone_done_message():
+    assert clone_done_message('p:5432', 15, 1024, 2.345, '/d', 'empty', None) == (
+        'cloned p:5432 (PostgreSQL 15, 1024 bytes in 2.3 s) into /d; start the server')
+    assert clone_done_message('p:5432', 15, 1024, 2.0, '/d', 'foreign', '/d.moved-X') == (
+        'cloned p:5432 (PostgreSQL 15, 1024 bytes in 2.0 s) into /d (the previous foreign data directory was moved '
+        'to /d.moved-X); start the server')

@@ -16,9 +16,9 @@ import pytest
 
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.common import ModuleFailure
 from ansible_collections.hotstandby.postgresql.plugins.module_utils.datadir import (
-    MARKER, DataDirLock, classify_data_dir, conninfo_upstream, dir_size, leftover_staging, move_aside,
-    postmaster_pid, read_pg_version, read_system_identifier, reclone_marker_found, remove_file, service_hint,
-    sibling_path, user_data_found)
+    MARKER, DataDirLock, classify_data_dir, clear_reclone_marker, conninfo_upstream, dir_size, leftover_staging,
+    move_aside, postmaster_pid, read_pg_version, read_system_identifier, reclone_marker_found, remove_file,
+    replace_empty_dir, service_hint, sibling_path, user_data_found)
 from ansible_collections.hotstandby.postgresql.tests.unit.plugins.module_utils.clusters import (
     OTHER_SYSID, PRIMARY_SYSID, write_cluster)
 
@@ -291,3 +291,31 @@ def test_lock_refuses_what_is_not_its_file(tmp_path, make):
     with pytest.raises(ModuleFailure, match='lock file'):
         lock.probe()
     assert target.read_text() == 'keep'
+
+
+def test_replace_empty_dir(tmp_path):
+    data = tmp_path / 'main'
+    data.mkdir()
+    replace_empty_dir(str(data), str(tmp_path / 'main.staging'))
+    assert not data.exists()
+    # something put into it since the plan: refused, and it stays
+    data.mkdir()
+    (data / 'PG_VERSION').write_text('15\n')
+    with pytest.raises(ModuleFailure) as e:
+        replace_empty_dir(str(data), str(tmp_path / 'main.staging'))
+    assert 'was empty before the clone but could not be replaced' in str(e.value)
+    assert 'main.staging is discarded on the next run' in str(e.value)
+    assert (data / 'PG_VERSION').exists()
+
+
+def test_clear_reclone_marker(tmp_path):
+    marker = tmp_path / '.main.hotstandby-reclone'
+    marker.write_text('x')
+    clear_reclone_marker(str(marker), '/d')
+    assert not marker.exists()
+    clear_reclone_marker(str(marker), '/d')  # already gone: fine
+    marker.mkdir()
+    (marker / 'f').write_text('x')
+    with pytest.raises(ModuleFailure) as e:
+        clear_reclone_marker(str(marker), '/d')
+    assert 'cloned into /d, but the reclone marker' in str(e.value) and 'the next run clones again' in str(e.value)
