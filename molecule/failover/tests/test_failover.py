@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from labhost import (Writer, cluster, dock, in_recovery, playbook_cmd, psql, run_playbook, sh, started_at, streams_from,
-                     timeline, wait_for)
+from labhost import (Writer, cluster, dock, in_recovery, inventory_file, playbook_cmd, psql, run_playbook, sh, started_at,
+                     streams_from, timeline, wait_for)
 
 PRIMARY, STANDBY1, STANDBY2 = "fo-primary", "fo-standby1", "fo-standby2"
 HOSTS = (PRIMARY, STANDBY1, STANDBY2)
@@ -134,6 +134,23 @@ def test_refused_while_the_primary_runs(prepared):
     forced = playbook(FAILOVER, "-e", '{"postgres_failover_force": true}')
     assert forced.rc != 0 and "this is not a failover" in forced.output, forced.tail()
     assert in_recovery(PRIMARY) == "f" and in_recovery(STANDBY1) == "t"
+
+
+def test_refused_while_a_standby_still_streams_from_a_primary_ansible_cannot_reach(prepared):
+    """The primary runs and both standbys stream from it, but Ansible cannot reach it (its connection names a
+    container that does not exist, as a dead SSH route or a wrong address would): promoting now would make two
+    primaries, so failover.yml refuses, --force aside, before any change."""
+    cut = os.path.join(WORK_DIR, "primary-unreachable.ini")
+    with open(cut, "w", encoding="utf-8") as f:
+        f.write(f"[postgres_master]\n{PRIMARY} ansible_docker_host=fo-primary-not-reachable\n")
+    assert streams_from(PRIMARY, STANDBY1) and streams_from(PRIMARY, STANDBY2)
+    run = playbook(FAILOVER, inventories=[inventory_file(), cut])
+    assert run.rc != 0, run.tail()
+    assert "but the WAL receiver of" in run.output and "still streams" in run.output, run.tail()
+    assert "promoting a standby now may make two primaries" in run.output, run.tail()
+    assert unchanged(run), run.tail()
+    assert in_recovery(PRIMARY) == "f" and started_at(PRIMARY) == prepared["started"][PRIMARY]
+    assert all(in_recovery(n) == "t" and started_at(n) == prepared["started"][n] for n in (STANDBY1, STANDBY2))
 
 
 # -- round 1: the primary's container is killed under a write loop ------------------------------------------------
