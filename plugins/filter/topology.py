@@ -38,7 +38,9 @@ description:
   - The filter C(hotstandby.postgresql.downstream_changes), applied to this filter's result with a host, the record
     that host keeps of the slots and pg_hba lines made on it for its downstream standbys, and the names of its
     slots in use, returns the new record and the removed standbys whose slot and line go (C(drop), each with the
-    C(hba_rules) that remove its line) or, still streaming, stay (C(kept)). Slots and lines not in the record are never named.
+    C(hba_rules) that remove its line) or, still streaming, stay (C(kept)), and whether the record must be written
+    (C(write), true when it changed; no record counts as an empty one, so a host that never served a standby writes none).
+    Slots and lines not in the record are never named.
   - A host in both groups counts as the primary only (and is reported). Without exactly one primary,
     standbys that would stream from the primary get C(upstream) V(null) in RV(_value.hosts), but their tiers,
     slots and the checks that do not need the primary are still worked out.
@@ -578,6 +580,8 @@ def downstream_changes(topology_value, host, record=None, active_slots=()):
     another upstream) is dropped: its slot and pg_hba line go. One whose slot is in use still streams: it is
     kept (and stays in the record) so that the next run can drop it once it has stopped. Slots and lines that
     are not in the record (made by hand, or before the record existed) are never named here.
+    write: whether the record must be written: it differs from the one kept, and no record (None) stands for an
+    empty one, so a host that never served a standby keeps no file.
     """
     if not isinstance(topology_value, Mapping) or not isinstance(topology_value.get('hosts'), Mapping):
         raise AnsibleFilterError('downstream_changes: the input must be the result of the '
@@ -608,7 +612,9 @@ def downstream_changes(topology_value, host, record=None, active_slots=()):
     new_record = dict(current)
     for item in kept:
         new_record[item['host']] = {'slot': item['slot'], 'address': item['address']}
-    return {'record': {'downstream': new_record}, 'drop': drop, 'kept': kept}
+    result = {'downstream': new_record}
+    write = result != record and (record is not None or bool(new_record))
+    return {'record': result, 'drop': drop, 'kept': kept, 'write': write}
 
 
 class FilterModule(object):

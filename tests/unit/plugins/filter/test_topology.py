@@ -561,6 +561,24 @@ def test_downstream_changes_tolerates_no_record(record):
     assert r['drop'] == [] and r['record'] == {'downstream': {'pg3': {'slot': 'pg3', 'address': '10.0.1.3'}}}
 
 
+@pytest.mark.parametrize('host, record, write', [
+    # no record and no downstream standby (a leaf standby): no file
+    ('pg3', None, False),
+    # no record yet, standbys to record: the first record
+    ('pg0', None, True),
+    # an empty record kept before stays as it is
+    ('pg3', {'downstream': {}}, False),
+    # the same record: nothing to write
+    ('pg1', {'downstream': {'pg3': {'slot': 'pg3', 'address': '10.0.1.3'}}}, False),
+    # a standby gone from the record: written, also when the new record is empty
+    ('pg3', {'downstream': {'gone': {'slot': 'gone', 'address': '10.0.9.9'}}}, True),
+    # an unreadable record is replaced
+    ('pg3', {'downstream': 'x'}, True),
+])
+def test_downstream_changes_says_when_the_record_is_written(host, record, write):
+    assert t.downstream_changes(_hba_topology(), host, record, [])['write'] is write
+
+
 def test_downstream_changes_needs_a_topology():
     with pytest.raises(AnsibleFilterError):
         t.downstream_changes({'x': 1}, 'pg0')
