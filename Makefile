@@ -28,13 +28,21 @@ DEMO_DIR := $(CURDIR)/.lab/demo
 DEMO_PRIMARY := hs-demo-primary
 DEMO_STANDBY := hs-demo-standby
 
-.PHONY: help demo demo-down test checks venv host-deps lab lab-images unit lint sanity build molecule molecule-artifact molecule-all molecule-lane-a molecule-lane-b molecule-lane-c molecule-lane-d molecule-run bench clean
+.PHONY: help demo demo-down test checks venv host-deps lab lab-engine lab-images unit lint sanity build molecule molecule-artifact molecule-all molecule-queue molecule-run test-queue bench clean
 
 help:
 	@echo "make demo       build a primary and a hot standby in local containers and show them replicating"
 	@echo "make demo-down  remove the demo containers"
 	@echo "make test       everything CI checks: unit, lint, sanity, build + offline install, molecule"
 	@echo "make bench      time pair builds, re-runs and clones against hand-made lower bounds"
+
+# The version matrix: the default scenario once more on every other suite
+# (Debian 11 / PostgreSQL 13, 13 / 17, sid / 18; bookworm / 15 runs with the
+# rest), and the switchover on the oldest supported version too (from its
+# image with the packages preinstalled: the default runs test the install
+# there).
+MATRIX_SUITES := bullseye trixie sid
+SWITCHOVER_SUITE := bullseye
 
 ## --- set-up -----------------------------------------------------------------
 
@@ -49,20 +57,26 @@ $(BIN)/.installed: requirements.txt | host-deps
 
 venv: $(BIN)/.installed
 
-lab: venv
+# Every image the scenarios use, per suite (lab-images.SUITE; lab-images:
+# all of them). Every bookworm scenario but default and inputs (which test the
+# install from nothing, as the matrix does) starts from bookworm with
+# PostgreSQL's packages preinstalled (`scripts/lab image-ready`): 25-40 s less
+# each; so does the switchover on bullseye.
+READY_SUITES := bookworm $(SWITCHOVER_SUITE)
+LAB_IMAGE_TARGETS := $(addprefix lab-images.,bookworm $(MATRIX_SUITES))
+
+lab-engine: venv
 	$(LAB) engine
+
+lab: lab-engine
 	$(LAB) image $(SUITE) >/dev/null
 
-# Every image the scenarios use, built (or found cached) once, before any
-# scenario runs: the faults scenario also starts a trixie standby. Every
-# bookworm scenario but default and inputs (which test the install from
-# nothing, as the matrix does) starts from bookworm with PostgreSQL's
-# packages preinstalled (`scripts/lab image-ready`): 25-40 s less each; so
-# does the switchover on bullseye.
-lab-images: lab
-	for suite in $(sort bookworm $(MATRIX_SUITES)); do $(LAB) image $$suite >/dev/null; done
-	$(LAB) image-ready bookworm >/dev/null
-	$(LAB) image-ready $(SWITCHOVER_SUITE) >/dev/null
+$(LAB_IMAGE_TARGETS): lab-images.%: lab-engine
+	$(LAB) image $* >/dev/null
+	$(if $(filter $*,$(READY_SUITES)),$(LAB) image-ready $* >/dev/null)
+
+.PHONY: $(LAB_IMAGE_TARGETS)
+lab-images: $(LAB_IMAGE_TARGETS)
 
 ## --- demo -------------------------------------------------------------------
 
@@ -74,12 +88,18 @@ demo-down:
 
 ## --- test -------------------------------------------------------------------
 
-# The lab images (debootstrap: network and disk) are built while the checks
-# (CPU) run; --output-sync keeps each one's output together.
+# One make, two jobs at a time: the checks first (CPU), the lab images
+# (debootstrap: network and disk) beside them, then the molecule queue below,
+# each run as soon as its suite's images and the installed artifact are there;
+# --output-sync keeps each one's output together.
 test: venv
-	$(MAKE) --no-print-directory -j2 --output-sync=target checks lab-images
-	$(MAKE) --no-print-directory molecule-artifact
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-queue \
+	  COLLECTIONS=$(INSTALLED) MOLECULE_NEEDS=build
 	@echo "make test: all checks passed"
+
+# In this order: every image builds beside a check (network and disk beside
+# CPU), and the bookworm images are ready first.
+test-queue: lab-images.bookworm unit lint $(filter-out lab-images.bookworm,$(LAB_IMAGE_TARGETS)) sanity build molecule-queue
 
 checks: unit lint sanity build
 
@@ -117,61 +137,77 @@ build: venv
 
 # Every molecule scenario (SCENARIO=name, or several names, for some). `make
 # molecule` tests the clone; `make test` tests the artifact `make build`
-# installed. Two cores, two lanes at a time, in two phases: first the
-# scenarios that build, refuse and read (lanes A and B: measured 18.0 min for
-# the seven of them against about 27 one after the other; each ran 1.2-1.45
-# times longer), then those that time a hand-over (lane C) beside the version
-# matrix's default runs and the faults (lane D), then the switchover on the
-# matrix's oldest suite (it has the container names of lane C's switchover).
+# installed.
 SCENARIO ?=
-ALL_SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
-LANE_A := cascade daytwo default inputs
-LANE_B := module options quorum_tls
-LANE_C := switchover failover
-LANE_D := faults
-ifneq ($(sort $(LANE_A) $(LANE_B) $(LANE_C) $(LANE_D)),$(ALL_SCENARIOS))
-$(error LANE_A to LANE_D in the Makefile must name every scenario of molecule/ once: $(ALL_SCENARIOS))
-endif
+define newline
 
-# $(1): where hotstandby.postgresql is found, $(2): the scenarios, in order.
+
+endef
+ALL_SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+
+# The queue of molecule runs, two at a time on two cores (make -j2 starts
+# the next entry in this order whenever one ends): longest first, so that both
+# cores stay busy to the end (the earlier three phases of fixed lanes left one
+# core idle for minutes at each phase's end). A run is SUITE.SCENARIO; runs
+# that must not overlap are one entry, one after another:
+# - handover: the runs that time a hand-over never run beside each other (and
+#   the two switchover runs share container names);
+# - defaults: the default scenario on every suite (they share container
+#   names and molecule's scenario directory).
+# Measured alone on this 2-core machine (minutes): switchover 10, failover 9,
+# options 7, faults 6.5, switchover on bullseye 6, daytwo 5, quorum_tls 4.7,
+# cascade 4.4, inputs 4.3, default 2.5-3.5 per suite, module 3.
+HANDOVER_RUNS := bookworm.switchover bookworm.failover $(SWITCHOVER_SUITE).switchover
+DEFAULT_RUNS := bookworm.default $(addsuffix .default,$(MATRIX_SUITES))
+MOLECULE_QUEUE := handover defaults bookworm.options bookworm.faults bookworm.daytwo \
+  bookworm.quorum_tls bookworm.cascade bookworm.inputs bookworm.module
+MOLECULE_ALL_RUNS := $(HANDOVER_RUNS) $(DEFAULT_RUNS) $(filter-out handover defaults,$(MOLECULE_QUEUE))
+ifneq ($(sort $(patsubst bookworm.%,%,$(filter bookworm.%,$(MOLECULE_ALL_RUNS)))),$(ALL_SCENARIOS))
+$(error MOLECULE_QUEUE in the Makefile must run every scenario of molecule/ once on bookworm: $(ALL_SCENARIOS))
+endif
+MOLECULE_RUNS := $(addprefix molecule-run.,$(MOLECULE_ALL_RUNS))
+MOLECULE_ENTRIES := $(addprefix molecule-run.,$(MOLECULE_QUEUE))
+
+# $(1): where hotstandby.postgresql is found, $(2): the suite, $(3): the
+# scenarios, in order.
 define run_molecule
 	export HOTSTANDBY_COLLECTIONS_PATH=$(1); \
-	eval "$$($(LAB) env $(SUITE))"; \
-	echo "molecule ($(SUITE)): $(2), hotstandby.postgresql from $$HOTSTANDBY_COLLECTIONS_PATH"; \
-	for scenario in $(2); do $(BIN)/molecule test --scenario-name $$scenario || exit 1; done
+	eval "$$($(LAB) env $(2))"; \
+	for scenario in $(3); do \
+	  echo "molecule ($(2)): $$scenario, hotstandby.postgresql from $$HOTSTANDBY_COLLECTIONS_PATH"; \
+	  start=$$SECONDS; \
+	  $(BIN)/molecule test --scenario-name $$scenario || exit 1; \
+	  echo "molecule ($(2)): $$scenario passed in $$((SECONDS - start)) s"; \
+	done
 endef
 
-# The version matrix: the default scenario once more on every other suite
-# (Debian 11 / PostgreSQL 13, 13 / 17, sid / 18; bookworm / 15 ran above),
-# and the switchover on the oldest supported version too (from its image
-# with the packages preinstalled: the default runs test the install there).
-MATRIX_SUITES := bullseye trixie sid
-SWITCHOVER_SUITE := bullseye
+# One run of the queue: molecule-run.SUITE.SCENARIO, after its suite's images.
+$(foreach suite,$(MATRIX_SUITES),$(eval $(filter molecule-run.$(suite).%,$(MOLECULE_RUNS)): lab-images.$(suite)))
+$(MOLECULE_RUNS): molecule-run.%:
+	$(call run_molecule,$(COLLECTIONS),$(firstword $(subst ., ,$*)),$(lastword $(subst ., ,$*)))
 
-# Every scenario and the matrix, from COLLECTIONS, lane by lane (each lane's
-# output is printed when it ends).
+# The queue starts once the bookworm images (and, for make test, the installed
+# artifact) are there: the runs waiting on one prerequisite would start in no
+# particular order.
+.PHONY: $(MOLECULE_RUNS) molecule-run.handover molecule-run.defaults molecule-entries
+molecule-queue: lab-images.bookworm $(MOLECULE_NEEDS)
+	$(MAKE) --no-print-directory molecule-entries
+molecule-entries: $(MOLECULE_ENTRIES)
+
+# An entry of several runs: one sub-make per run, so that each run's output
+# is printed when it ends.
+molecule-run.handover:
+	$(foreach run,$(HANDOVER_RUNS),$(MAKE) --no-print-directory molecule-run.$(run) COLLECTIONS=$(COLLECTIONS)$(newline))
+molecule-run.defaults:
+	$(foreach run,$(DEFAULT_RUNS),$(MAKE) --no-print-directory molecule-run.$(run) COLLECTIONS=$(COLLECTIONS)$(newline))
+
+# Every scenario and the matrix, from COLLECTIONS (each run's output is
+# printed when it ends).
 molecule-all:
-	$(MAKE) --no-print-directory -j2 --output-sync=target molecule-lane-a molecule-lane-b
-	$(MAKE) --no-print-directory -j2 --output-sync=target molecule-lane-c molecule-lane-d
-	$(MAKE) --no-print-directory molecule-run SUITE=$(SWITCHOVER_SUITE) SCENARIO=switchover COLLECTIONS=$(COLLECTIONS)
-
-molecule-lane-a:
-	$(call run_molecule,$(COLLECTIONS),$(LANE_A))
-
-molecule-lane-b:
-	$(call run_molecule,$(COLLECTIONS),$(LANE_B))
-
-molecule-lane-c:
-	$(call run_molecule,$(COLLECTIONS),$(LANE_C))
-
-molecule-lane-d:
-	set -e; for suite in $(MATRIX_SUITES); do \
-	  $(MAKE) --no-print-directory molecule-run SUITE=$$suite SCENARIO=default COLLECTIONS=$(COLLECTIONS); \
-	done
-	$(call run_molecule,$(COLLECTIONS),$(LANE_D))
+	$(MAKE) --no-print-directory -j2 --output-sync=target molecule-queue COLLECTIONS=$(COLLECTIONS)
 
 molecule-run:
-	$(call run_molecule,$(COLLECTIONS),$(SCENARIO))
+	$(call run_molecule,$(COLLECTIONS),$(SUITE),$(SCENARIO))
 
 molecule: lab-images
 ifneq ($(SCENARIO),)
@@ -179,9 +215,6 @@ ifneq ($(SCENARIO),)
 else
 	$(MAKE) --no-print-directory molecule-all COLLECTIONS=$(CURDIR)/playbooks/collections
 endif
-
-molecule-artifact: build lab-images
-	$(MAKE) --no-print-directory molecule-all COLLECTIONS=$(INSTALLED)
 
 ## --- benchmark ----------------------------------------------------------------
 
