@@ -127,7 +127,7 @@ build: venv
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) .
 	$(CURDIR)/scripts/check-artifact $(ARTIFACT)
 	$(BIN)/ansible-galaxy collection install --offline --no-deps -p $(INSTALLED) $(ARTIFACT)
-	for doc in pg_basebackup pg_basebackup_wait pg_rejoin pg_replication_info; do \
+	for doc in managed_files pg_basebackup pg_basebackup_wait pg_rejoin pg_replication_info; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-doc hotstandby.postgresql.$$doc >/dev/null; done
 	for doc in topology topology_truth switchover_plan failover_plan; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(BIN)/ansible-doc -t filter hotstandby.postgresql.$$doc >/dev/null; done

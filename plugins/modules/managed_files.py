@@ -1,0 +1,302 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, hotstandby.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: managed_files
+short_description: Write whole files the collection owns, several in one step, each only when it differs
+version_added: 0.1.0
+description:
+  - Makes each file of O(files) hold exactly O(files[].content), with O(files[].owner), O(files[].group) and
+    O(files[].mode). A file that already matches in all four is not touched; one that differs only in its owner,
+    group or mode gets those set; any other is written anew.
+  - "A file is written whole, never edited: to a temporary file in its own directory, with its owner, group and
+    mode set before it is moved over the old one (an atomic rename: a reader sees the old file or the new one,
+    and a secret is never readable by others, not even for a moment)."
+  - A missing parent directory is made, owned by root with mode C(0755).
+  - All the files are one module run. The roles of this collection write a node's settings drop-in and the
+    fencing guard's files with it; M(ansible.builtin.template) and M(ansible.builtin.copy) take five remote steps
+    for each file. Render a template on the controller with the C(ansible.builtin.template) lookup and pass the
+    text as O(files[].content).
+author:
+  - Hotstandby PostgreSQL maintainers (@hotstandby)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode nothing is written, not even a temporary file; the result says what would change.
+  diff_mode:
+    support: full
+    details:
+      - The diff holds the old and new text of every file whose text changes, with its owner, group and mode in
+        the headers, and the old and new owner, group and mode of a file whose text stays. Use C(no_log) on a task
+        whose files hold a secret (a passfile).
+  platform:
+    platforms: posix
+options:
+  files:
+    description:
+      - The files to write.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      path:
+        description:
+          - Absolute path of the file.
+        type: path
+        required: true
+      content:
+        description:
+          - The whole text of the file (UTF-8).
+        type: str
+        required: true
+      owner:
+        description:
+          - Name of the user who owns the file. The user must exist.
+        type: str
+        default: root
+      group:
+        description:
+          - Name of the group of the file. The group must exist.
+        type: str
+        default: root
+      mode:
+        description:
+          - Permissions in octal, quoted, such as C("0644").
+        type: str
+        required: true
+notes:
+  - Files only (a path that is a directory or another kind of file is refused); symbolic links are not followed
+    but replaced.
+seealso:
+  - module: ansible.builtin.template
+  - module: ansible.builtin.copy
+'''
+
+EXAMPLES = r'''
+- name: Write the guard's program, its configuration and its systemd drop-in
+  hotstandby.postgresql.managed_files:
+    files:
+      - path: /usr/local/lib/hotstandby/fence_check.py
+        content: "{{ lookup('ansible.builtin.file', 'fence_check.py', rstrip=false) }}"
+        mode: "0644"
+      - path: /etc/postgresql/15/main/hotstandby-fence.json
+        content: "{{ lookup('ansible.builtin.template', 'fence.json.j2') }}"
+        group: postgres
+        mode: "0640"
+      - path: /etc/systemd/system/postgresql@15-main.service.d/hotstandby-fence.conf
+        content: "{{ lookup('ansible.builtin.template', 'fence.conf.j2') }}"
+        mode: "0644"
+  notify: Reload the systemd units
+'''
+
+RETURN = r'''
+files:
+  description: Every file of O(files), in order, with what was (in check mode, would be) changed.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The path.
+      type: str
+      sample: /etc/postgresql/15/main/conf.d/50-hotstandby.conf
+    changed:
+      description: Whether the file was (would be) written or its owner, group or mode set.
+      type: bool
+      sample: true
+    differences:
+      description: What differed, of C(missing), C(content), C(owner), C(group), C(mode).
+      type: list
+      elements: str
+      sample: [content]
+'''
+
+import grp
+import os
+import pwd
+import re
+import stat
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+
+MODE = re.compile(r'^0?[0-7]{3}$')
+
+
+class ManagedFiles(object):
+    """Decides in plan() (reads only) and writes in apply(plan)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def wanted(self, spec):
+        path = spec['path']
+        if not os.path.isabs(path):
+            self.module.fail_json(msg='managed_files: path %r is not absolute: give the full path of the file.' % path)
+        if not MODE.match(spec['mode']):
+            self.module.fail_json(msg='managed_files: mode %r of %s is not an octal mode such as "0644": quote it '
+                                      'in YAML, with its leading zero.' % (spec['mode'], path))
+        try:
+            uid = pwd.getpwnam(spec['owner']).pw_uid
+        except KeyError:
+            self.module.fail_json(msg='managed_files: the user %s (owner of %s) does not exist on this host: create '
+                                      'it first (the postgres user comes with the PostgreSQL packages).'
+                                      % (spec['owner'], path))
+        try:
+            gid = grp.getgrnam(spec['group']).gr_gid
+        except KeyError:
+            self.module.fail_json(msg='managed_files: the group %s (of %s) does not exist on this host: create it '
+                                      'first.' % (spec['group'], path))
+        return dict(path=path, content=to_bytes(spec['content'], errors='surrogate_or_strict'), uid=uid, gid=gid,
+                    mode=int(spec['mode'], 8), owner=spec['owner'], group=spec['group'])
+
+    @staticmethod
+    def current(path):
+        """(stat result, bytes) of path, or (None, None) when it is missing."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None, None
+        if not stat.S_ISREG(st.st_mode):
+            return st, None
+        with open(path, 'rb') as f:
+            return st, f.read()
+
+    def plan(self):
+        steps = []
+        for spec in self.module.params['files']:
+            want = self.wanted(spec)
+            st, data = self.current(want['path'])
+            if st is not None and data is None and not stat.S_ISLNK(st.st_mode):
+                self.module.fail_json(msg='managed_files: %s exists and is not a file: move it out of the way (the '
+                                          'collection writes a file there).' % want['path'])
+            if st is None or stat.S_ISLNK(st.st_mode):
+                differences = ['missing']
+            else:
+                differences = [name for name, differs in (
+                    ('content', data != want['content']), ('owner', st.st_uid != want['uid']),
+                    ('group', st.st_gid != want['gid']), ('mode', stat.S_IMODE(st.st_mode) != want['mode']))
+                    if differs]
+            steps.append(dict(want=want, stat=st, data=data, differences=differences))
+        return steps
+
+    @staticmethod
+    def name(lookup, number):
+        try:
+            return lookup(number)[0]
+        except KeyError:
+            return str(number)
+
+    def header(self, path, st):
+        if st is None:
+            return '%s (missing)' % path
+        return '%s (now %s:%s %04o)' % (path, self.name(pwd.getpwuid, st.st_uid), self.name(grp.getgrgid, st.st_gid),
+                                        stat.S_IMODE(st.st_mode))
+
+    def diff(self, steps):
+        out = []
+        for step in steps:
+            if not step['differences']:
+                continue
+            want, st = step['want'], step['stat']
+            if 'missing' not in step['differences'] and 'content' not in step['differences']:
+                # the same text: the owner, group and mode that change
+                out.append(dict(
+                    before=dict(path=want['path'], owner=self.name(pwd.getpwuid, st.st_uid),
+                                group=self.name(grp.getgrgid, st.st_gid), mode='%04o' % stat.S_IMODE(st.st_mode)),
+                    after=dict(path=want['path'], owner=want['owner'], group=want['group'],
+                               mode='%04o' % want['mode'])))
+                continue
+            out.append(dict(
+                before_header=self.header(want['path'], step['stat']),
+                after_header='%s (wanted %s:%s %04o)' % (want['path'], want['owner'], want['group'], want['mode']),
+                before=to_text(step['data'] or b'', errors='surrogate_or_replace'),
+                after=to_text(want['content'], errors='surrogate_or_replace')))
+        return out
+
+    @staticmethod
+    def make_parents(directory):
+        missing = []
+        while not os.path.isdir(directory):
+            missing.append(directory)
+            directory = os.path.dirname(directory)
+        for path in reversed(missing):
+            os.mkdir(path, 0o755)
+            os.chown(path, 0, 0)
+            os.chmod(path, 0o755)
+
+    def apply(self, steps):
+        for step in steps:
+            want, differences = step['want'], step['differences']
+            if not differences:
+                continue
+            path = want['path']
+            try:
+                if 'missing' not in differences and 'content' not in differences:
+                    os.chown(path, want['uid'], want['gid'])
+                    os.chmod(path, want['mode'])
+                    continue
+                directory = os.path.dirname(path)
+                self.make_parents(directory)
+                fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
+                try:
+                    # mkstemp made it 0600: owner and mode are set before any byte is in it
+                    os.fchown(fd, want['uid'], want['gid'])
+                    os.fchmod(fd, want['mode'])
+                    with os.fdopen(fd, 'wb') as f:
+                        f.write(want['content'])
+                        f.flush()
+                        os.fsync(f.fileno())
+                    os.replace(tmp, path)
+                except BaseException:
+                    if os.path.lexists(tmp):
+                        os.unlink(tmp)
+                    raise
+            except OSError as e:
+                self.module.fail_json(msg='managed_files: could not write %s: %s. Run the task with become (the '
+                                          'files belong to root or postgres), and check that the file system is '
+                                          'writable.' % (path, e), files=self.result(steps))
+
+    @staticmethod
+    def result(steps):
+        return [dict(path=s['want']['path'], changed=bool(s['differences']), differences=s['differences'])
+                for s in steps]
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            files=dict(type='list', elements='dict', required=True, options=dict(
+                path=dict(type='path', required=True),
+                content=dict(type='str', required=True),
+                owner=dict(type='str', default='root'),
+                group=dict(type='str', default='root'),
+                mode=dict(type='str', required=True),
+            )),
+        ),
+        supports_check_mode=True,
+    )
+    files = ManagedFiles(module)
+    steps = files.plan()
+    if not module.check_mode:
+        files.apply(steps)
+    result = dict(changed=any(s['differences'] for s in steps), files=files.result(steps))
+    if module._diff:
+        result['diff'] = files.diff(steps)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
