@@ -28,7 +28,7 @@ DEMO_DIR := $(CURDIR)/.lab/demo
 DEMO_PRIMARY := hs-demo-primary
 DEMO_STANDBY := hs-demo-standby
 
-.PHONY: help demo demo-down test checks venv host-deps lab lab-engine lab-images unit lint sanity build molecule molecule-artifact molecule-all molecule-queue molecule-run test-queue bench clean
+.PHONY: help demo demo-down test checks venv host-deps lab lab-engine lab-images unit lint sanity build molecule molecule-all molecule-queue molecule-run test-queue bench clean
 
 help:
 	@echo "make demo       build a primary and a hot standby in local containers and show them replicating"
@@ -94,7 +94,7 @@ demo-down:
 # --output-sync keeps each one's output together.
 test: venv
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-queue \
-	  COLLECTIONS=$(INSTALLED) MOLECULE_NEEDS=build
+	  COLLECTIONS=$(INSTALLED) MOLECULE_NEEDS=checks
 	@echo "make test: all checks passed"
 
 # In this order: every image builds beside a check (network and disk beside
@@ -183,11 +183,14 @@ endef
 
 # One run of the queue: molecule-run.SUITE.SCENARIO, after its suite's images.
 $(foreach suite,$(MATRIX_SUITES),$(eval $(filter molecule-run.$(suite).%,$(MOLECULE_RUNS)): lab-images.$(suite)))
+# The faults scenario also starts a trixie standby.
+molecule-run.bookworm.faults: lab-images.trixie
 $(MOLECULE_RUNS): molecule-run.%:
 	$(call run_molecule,$(COLLECTIONS),$(firstword $(subst ., ,$*)),$(lastword $(subst ., ,$*)))
 
-# The queue starts once the bookworm images (and, for make test, the installed
-# artifact) are there: the runs waiting on one prerequisite would start in no
+# The queue starts once the bookworm images (and, for make test, every check
+# and the installed artifact: a failed check stops make test before any
+# scenario) are there: the runs waiting on one prerequisite would start in no
 # particular order.
 .PHONY: $(MOLECULE_RUNS) molecule-run.handover molecule-run.defaults molecule-entries
 molecule-queue: lab-images.bookworm $(MOLECULE_NEEDS)

@@ -91,7 +91,8 @@ EXAMPLES = r'''
         content: "{{ lookup('ansible.builtin.file', 'fence_check.py', rstrip=false) }}"
         mode: "0644"
       - path: /etc/postgresql/15/main/hotstandby-fence.json
-        content: "{{ lookup('ansible.builtin.template', 'fence.json.j2') }}"
+        # "| string": ansible-core before 2.19 would turn a text that starts with { into a dict
+        content: "{{ lookup('ansible.builtin.template', 'fence.json.j2') | string }}"
         group: postgres
         mode: "0640"
       - path: /etc/systemd/system/postgresql@15-main.service.d/hotstandby-fence.conf
@@ -122,6 +123,7 @@ files:
       sample: [content]
 '''
 
+import errno
 import grp
 import os
 import pwd
@@ -132,7 +134,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
-MODE = re.compile(r'^0?[0-7]{3}$')
+MODE = re.compile(r'^0[0-7]{3}$')
 
 
 class ManagedFiles(object):
@@ -162,17 +164,30 @@ class ManagedFiles(object):
         return dict(path=path, content=to_bytes(spec['content'], errors='surrogate_or_strict'), uid=uid, gid=gid,
                     mode=int(spec['mode'], 8), owner=spec['owner'], group=spec['group'])
 
-    @staticmethod
-    def current(path):
-        """(stat result, bytes) of path, or (None, None) when it is missing."""
+    def current(self, path):
+        """(stat result, bytes) of path; (None, None) when it is missing; (stat, None) when it is no file (a
+        symbolic link is never followed, a FIFO never waited on)."""
         try:
-            st = os.lstat(path)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return None, None
-        if not stat.S_ISREG(st.st_mode):
-            return st, None
-        with open(path, 'rb') as f:
-            return st, f.read()
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return os.lstat(path), None
+            self.module.fail_json(msg='managed_files: could not read %s: %s. Run the task with become (the files '
+                                      'belong to root or postgres).' % (path, e))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return st, None
+            chunks = []
+            while True:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    return st, b''.join(chunks)
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
 
     def plan(self):
         steps = []
@@ -226,6 +241,21 @@ class ManagedFiles(object):
                 after=to_text(want['content'], errors='surrogate_or_replace')))
         return out
 
+    def set_attributes(self, step):
+        """Owner, group and mode of the file plan() read, through a descriptor (never through a symbolic link that
+        someone put in its place since: the directory may belong to postgres)."""
+        want, path = step['want'], step['want']['path']
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != (step['stat'].st_dev, step['stat'].st_ino):
+                self.module.fail_json(msg='managed_files: %s was replaced while the module ran: nothing was set; run '
+                                          'again.' % path, files=self.result([step]))
+            os.fchown(fd, want['uid'], want['gid'])
+            os.fchmod(fd, want['mode'])
+        finally:
+            os.close(fd)
+
     @staticmethod
     def make_parents(directory):
         missing = []
@@ -233,9 +263,13 @@ class ManagedFiles(object):
             missing.append(directory)
             directory = os.path.dirname(directory)
         for path in reversed(missing):
-            os.mkdir(path, 0o755)
-            os.chown(path, 0, 0)
-            os.chmod(path, 0o755)
+            os.mkdir(path, 0o700)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY)
+            try:
+                os.fchown(fd, 0, 0)
+                os.fchmod(fd, 0o755)
+            finally:
+                os.close(fd)
 
     def apply(self, steps):
         for step in steps:
@@ -245,8 +279,7 @@ class ManagedFiles(object):
             path = want['path']
             try:
                 if 'missing' not in differences and 'content' not in differences:
-                    os.chown(path, want['uid'], want['gid'])
-                    os.chmod(path, want['mode'])
+                    self.set_attributes(step)
                     continue
                 directory = os.path.dirname(path)
                 self.make_parents(directory)

@@ -31,8 +31,8 @@ def host(tmp_path, monkeypatch):
     me, mygroup = os.getuid(), os.getgid()
     monkeypatch.setattr(m.pwd, 'getpwnam', lookup({n: SimpleNamespace(pw_uid=me) for n in ('root', 'postgres')}))
     monkeypatch.setattr(m.grp, 'getgrnam', lookup({n: SimpleNamespace(gr_gid=mygroup) for n in ('root', 'postgres')}))
-    real_chown = os.chown
-    monkeypatch.setattr(m.os, 'chown', lambda path, uid, gid: real_chown(path, me if uid == 0 else uid,
+    real_fchown = os.fchown
+    monkeypatch.setattr(m.os, 'fchown', lambda fd, uid, gid: real_fchown(fd, me if uid == 0 else uid,
                                                                          mygroup if gid == 0 else gid))
     return tmp_path
 
@@ -137,6 +137,8 @@ def test_a_symbolic_link_is_replaced_by_the_file_and_its_target_left_alone(host,
     ([spec('relative/x.conf')], "path 'relative/x.conf' is not absolute"),
     ([spec('/x.conf', mode='u+rw')], "mode 'u+rw' of /x.conf is not an octal mode"),
     ([spec('/x.conf', mode='0999')], "mode '0999' of /x.conf is not an octal mode"),
+    # mode: 0640 unquoted in YAML is the number 416, which must not become mode 0416
+    ([spec('/x.conf', mode=0o640)], "mode '416' of /x.conf is not an octal mode"),
     ([spec('/x.conf', owner='nobody-here')], 'the user nobody-here (owner of /x.conf) does not exist'),
     ([spec('/x.conf', group='nobody-here')], 'the group nobody-here (of /x.conf) does not exist'),
 ])
@@ -167,3 +169,54 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(host, capsys, 
     assert 'could not write %s' % conf in result['msg'] and 'Read-only file system' in result['msg']
     assert conf.read_text() == 'old\n'
     assert sorted(os.listdir(str(host))) == ['x.conf']
+
+
+def test_a_fifo_in_the_way_is_refused_without_waiting_on_it(host, capsys):
+    os.mkfifo(str(host / 'x.conf'))
+    result = run(capsys, [spec(host / 'x.conf')])
+    assert result['failed'] is True
+    assert 'exists and is not a file' in result['msg']
+
+
+def test_an_unreadable_file_fails_with_a_message(host, capsys, monkeypatch):
+    real_open = os.open
+
+    def refuse(path, flags, *a):
+        if path.endswith('x.conf'):
+            raise PermissionError(13, 'Permission denied')
+        return real_open(path, flags, *a)
+    monkeypatch.setattr(m.os, 'open', refuse)
+    result = run(capsys, [spec(host / 'x.conf')])
+    assert result['failed'] is True
+    assert 'could not read %s' % (host / 'x.conf') in result['msg'] and 'become' in result['msg']
+
+
+def test_a_link_swapped_in_after_the_plan_gets_no_owner_or_mode(host, capsys, monkeypatch):
+    """A postgres-owned directory: a file whose mode differs is replaced by a link to another file between plan()
+    and apply(). The other file must keep its mode."""
+    conf = host / 'x.conf'
+    conf.write_text('a = 1\n')
+    os.chmod(str(conf), 0o666)
+    victim = host / 'victim'
+    victim.write_text('secret\n')
+    os.chmod(str(victim), 0o600)
+    real_plan = m.ManagedFiles.plan
+
+    def plan_then_swap(self):
+        steps = real_plan(self)
+        os.unlink(str(conf))
+        os.symlink(str(victim), str(conf))
+        return steps
+    monkeypatch.setattr(m.ManagedFiles, 'plan', plan_then_swap)
+    result = run(capsys, [spec(conf)])
+    assert result['failed'] is True
+    assert mode_of(victim) == 0o600
+
+
+def test_a_link_is_not_followed_when_reading(host, capsys):
+    victim = host / 'victim'
+    victim.write_text('secret\n')
+    link = host / 'x.conf'
+    os.symlink(str(victim), str(link))
+    result = run(capsys, [spec(link)], check=True)
+    assert 'secret' not in result['_raw']
