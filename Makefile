@@ -184,17 +184,16 @@ endef
 
 # One run of the queue: molecule-run.SUITE.SCENARIO, after its suite's images.
 $(foreach suite,$(MATRIX_SUITES),$(eval $(filter molecule-run.$(suite).%,$(MOLECULE_RUNS)): lab-images.$(suite)))
-# The faults scenario also starts a trixie standby.
-molecule-run.bookworm.faults: lab-images.trixie
 $(MOLECULE_RUNS): molecule-run.%:
 	$(call run_molecule,$(COLLECTIONS),$(firstword $(subst ., ,$*)),$(lastword $(subst ., ,$*)))
 
-# The queue starts once the bookworm images (and, for make test, every check
-# and the installed artifact: a failed check stops make test before any
-# scenario) are there: the runs waiting on one prerequisite would start in no
-# particular order.
+# The queue starts once the bookworm images, the trixie image (the faults
+# scenario also starts a trixie standby) and, for make test, every check and
+# the installed artifact are there (a failed check stops make test before any
+# scenario): a run that waits on a prerequisite of its own inside the queue
+# starts late, after the runs that need none (seen: faults, last).
 .PHONY: $(MOLECULE_RUNS) molecule-run.handover molecule-run.defaults molecule-entries
-molecule-queue: lab-images.bookworm $(MOLECULE_NEEDS)
+molecule-queue: lab-images.bookworm lab-images.trixie $(MOLECULE_NEEDS)
 	$(MAKE) --no-print-directory molecule-entries
 molecule-entries: $(MOLECULE_ENTRIES)
 
