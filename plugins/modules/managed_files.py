@@ -208,17 +208,20 @@ class ManagedFiles(object):
         return steps
 
     @staticmethod
-    def name(lookup, number):
-        try:
-            return lookup(number)[0]
-        except KeyError:
-            return str(number)
+    def attributes(st):
+        """Owner and group names (numbers when unknown) and the octal mode of a stat result."""
+        def name(lookup, number):
+            try:
+                return lookup(number)[0]
+            except KeyError:
+                return str(number)
+        return dict(owner=name(pwd.getpwuid, st.st_uid), group=name(grp.getgrgid, st.st_gid),
+                    mode='%04o' % stat.S_IMODE(st.st_mode))
 
     def header(self, path, st):
         if st is None:
             return '%s (missing)' % path
-        return '%s (now %s:%s %04o)' % (path, self.name(pwd.getpwuid, st.st_uid), self.name(grp.getgrgid, st.st_gid),
-                                        stat.S_IMODE(st.st_mode))
+        return '%(path)s (now %(owner)s:%(group)s %(mode)s)' % dict(self.attributes(st), path=path)
 
     def diff(self, steps):
         out = []
@@ -229,8 +232,7 @@ class ManagedFiles(object):
             if 'missing' not in step['differences'] and 'content' not in step['differences']:
                 # the same text: the owner, group and mode that change
                 out.append(dict(
-                    before=dict(path=want['path'], owner=self.name(pwd.getpwuid, st.st_uid),
-                                group=self.name(grp.getgrgid, st.st_gid), mode='%04o' % stat.S_IMODE(st.st_mode)),
+                    before=dict(self.attributes(st), path=want['path']),
                     after=dict(path=want['path'], owner=want['owner'], group=want['group'],
                                mode='%04o' % want['mode'])))
                 continue
