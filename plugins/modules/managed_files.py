@@ -21,6 +21,8 @@ description:
     mode set before it is moved over the old one (an atomic rename: a reader sees the old file or the new one,
     and a secret is never readable by others, not even for a moment)."
   - A missing parent directory is made, owned by root with mode C(0755).
+  - Each file of O(absent) is removed when it is there, in the same module run (a drop-in that a setting no
+    longer needs goes with the write of the one that stays).
   - All the files are one module run. The roles of this collection write a node's settings drop-in and the
     fencing guard's files with it; M(ansible.builtin.template) and M(ansible.builtin.copy) take five remote steps
     for each file. Render a template on the controller with the C(ansible.builtin.template) lookup and pass the
@@ -46,9 +48,10 @@ options:
   files:
     description:
       - The files to write.
+      - At least one of O(files) and O(absent) must hold a file.
     type: list
     elements: dict
-    required: true
+    default: []
     suboptions:
       path:
         description:
@@ -75,6 +78,13 @@ options:
           - Permissions in octal, quoted, such as C("0644").
         type: str
         required: true
+  absent:
+    description:
+      - Absolute paths of files to remove. A missing one is fine; a symbolic link is removed, never followed; a
+        directory or another kind of file is refused. A path may not be in both O(files) and O(absent).
+    type: list
+    elements: path
+    default: []
 notes:
   - Files only (a path that is a directory or another kind of file is refused); symbolic links are not followed
     but replaced.
@@ -99,6 +109,17 @@ EXAMPLES = r'''
         content: "{{ lookup('ansible.builtin.template', 'fence.conf.j2') }}"
         mode: "0644"
   notify: Reload the systemd units
+
+- name: Write the primary's settings drop-in, and remove the synchronous one that async mode does not use
+  hotstandby.postgresql.managed_files:
+    files:
+      - path: /etc/postgresql/15/main/conf.d/50-hotstandby.conf
+        content: "{{ lookup('ansible.builtin.template', 'hotstandby.conf.j2') }}"
+        owner: postgres
+        group: postgres
+        mode: "0644"
+    absent:
+      - /etc/postgresql/15/main/conf.d/60-hotstandby-synchronous.conf
 '''
 
 RETURN = r'''
@@ -121,6 +142,12 @@ files:
       type: list
       elements: str
       sample: [content]
+removed:
+  description: The paths of O(absent) that were there and were (in check mode, would be) removed.
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/postgresql/15/main/conf.d/60-hotstandby-synchronous.conf]
 '''
 
 import errno
@@ -207,6 +234,26 @@ class ManagedFiles(object):
             steps.append(dict(want=want, stat=st, data=data, differences=differences))
         return steps
 
+    def plan_absent(self):
+        """[(path, stat, bytes or None)] of the files of absent that are there (read only)."""
+        written = set(spec['path'] for spec in self.module.params['files'])
+        there = []
+        for path in self.module.params['absent']:
+            if not os.path.isabs(path):
+                self.module.fail_json(msg='managed_files: path %r in absent is not absolute: give the full path of '
+                                          'the file.' % path)
+            if path in written:
+                self.module.fail_json(msg='managed_files: %s is both in files and in absent: keep it in one of '
+                                          'them.' % path)
+            st, data = self.current(path)
+            if st is None:
+                continue
+            if data is None and not stat.S_ISLNK(st.st_mode):
+                self.module.fail_json(msg='managed_files: %s (in absent) exists and is not a file: nothing was '
+                                          'removed; remove it by hand if it is not needed.' % path)
+            there.append((path, st, data))
+        return there
+
     @staticmethod
     def attributes(st):
         """Owner and group names (numbers when unknown) and the octal mode of a stat result."""
@@ -242,6 +289,25 @@ class ManagedFiles(object):
                 before=to_text(step['data'] or b'', errors='surrogate_or_replace'),
                 after=to_text(want['content'], errors='surrogate_or_replace')))
         return out
+
+    def diff_absent(self, there):
+        return [dict(before_header=self.header(path, st), after_header='%s (absent)' % path,
+                     before=to_text(data or b'', errors='surrogate_or_replace'), after='')
+                for path, st, data in there]
+
+    def remove(self, there, steps):
+        for path, st, dummy in there:
+            try:
+                now = os.lstat(path)
+                if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                    self.module.fail_json(msg='managed_files: %s was replaced while the module ran: it was not '
+                                              'removed; run again.' % path, files=self.result(steps))
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                self.module.fail_json(msg='managed_files: could not remove %s: %s. Run the task with become (the '
+                                          'files belong to root or postgres).' % (path, e), files=self.result(steps))
 
     def set_attributes(self, step):
         """Owner, group and mode of the file plan() read, through a descriptor (never through a symbolic link that
@@ -313,23 +379,29 @@ class ManagedFiles(object):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            files=dict(type='list', elements='dict', required=True, options=dict(
+            files=dict(type='list', elements='dict', default=[], options=dict(
                 path=dict(type='path', required=True),
                 content=dict(type='str', required=True),
                 owner=dict(type='str', default='root'),
                 group=dict(type='str', default='root'),
                 mode=dict(type='str', required=True),
             )),
+            absent=dict(type='list', elements='path', default=[]),
         ),
         supports_check_mode=True,
     )
+    if not module.params['files'] and not module.params['absent']:
+        module.fail_json(msg='managed_files: neither files nor absent names a file: give at least one.')
     files = ManagedFiles(module)
     steps = files.plan()
+    there = files.plan_absent()
     if not module.check_mode:
         files.apply(steps)
-    result = dict(changed=any(s['differences'] for s in steps), files=files.result(steps))
+        files.remove(there, steps)
+    result = dict(changed=any(s['differences'] for s in steps) or bool(there), files=files.result(steps),
+                  removed=[path for path, dummy, dummy in there])
     if module._diff:
-        result['diff'] = files.diff(steps)
+        result['diff'] = files.diff(steps) + files.diff_absent(there)
     module.exit_json(**result)
 
 

@@ -20,6 +20,7 @@ PRIMARY, STANDBY = "opt-primary", "opt-standby"
 PASSWORD = "options-test-only-Hs7p2-not-a-secret"
 VERSION, CLUSTER, USER, SLOT = "15", "prod", "repl_ops", "opt_custom_slot"
 DROPIN = f"/etc/postgresql/{VERSION}/{CLUSTER}/conf.d/50-hotstandby.conf"
+SYNC_DROPIN = f"/etc/postgresql/{VERSION}/{CLUSTER}/conf.d/60-hotstandby-synchronous.conf"
 HBA = f"/etc/postgresql/{VERSION}/{CLUSTER}/pg_hba.conf"
 PASSFILE = "/var/lib/postgresql/.pgpass_replication"
 LOG = f"/var/log/postgresql/postgresql-{VERSION}-{CLUSTER}.log"
@@ -33,7 +34,7 @@ def address_of(name):
     return out
 
 
-def ini_inventory(port):
+def ini_inventory(port, mode="sync"):
     """The INI inventory: [all:vars] values are strings, as users write them."""
     return f"""[postgres_master]
 {PRIMARY}
@@ -60,7 +61,7 @@ postgres_max_replication_slots=12
 postgres_replication_sslmode=verify-full
 postgres_tls=true
 postgres_tls_lab_ca=true
-postgres_synchronous_mode=sync
+postgres_synchronous_mode={mode}
 postgres_synchronous_count=1
 postgres_standby_existing_data=move_aside
 postgres_standby_checkpoint=spread
@@ -78,9 +79,9 @@ def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("options")
 
 
-def site(workdir, name, *args, port=5433):
+def site(workdir, name, *args, port=5433, mode="sync"):
     path = Path(workdir) / "inventory.ini"
-    path.write_text(ini_inventory(port))
+    path.write_text(ini_inventory(port, mode))
     env = ansible_env()
     env["ANSIBLE_PRIVATE_ROLE_VARS"] = "True"
     run = run_playbook(playbook_cmd(PLAYBOOK, *args, inventories=[str(path)]), env=env, timeout=900, cwd=workdir,
@@ -241,3 +242,13 @@ def test_port_change_of_the_running_pair_converges(drifted, workdir, opt_primary
     again = site(workdir, "port-5434-rerun", port=5434)
     assert again.rc == 0, again.tail()
     assert_changed(again, 0)
+
+
+def test_async_mode_removes_the_synchronous_dropin(drifted, workdir, opt_primary):
+    """sync -> async: the synchronous drop-in goes in the step that writes the main one, and commits stop waiting."""
+    assert "synchronous_standby_names" in sh(opt_primary, "cat %s", SYNC_DROPIN)
+    run = site(workdir, "async", port=5434, mode="async")
+    assert run.rc == 0, run.tail()
+    assert sh(opt_primary, "test -e %s && echo there || echo gone", SYNC_DROPIN).strip() == "gone"
+    assert "synchronous_standby_names = ''" in sh(opt_primary, "cat %s", DROPIN)
+    assert show(opt_primary, "synchronous_standby_names", 5434) == ""

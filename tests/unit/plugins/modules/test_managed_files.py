@@ -220,3 +220,56 @@ def test_a_link_is_not_followed_when_reading(host, capsys):
     os.symlink(str(victim), str(link))
     result = run(capsys, [spec(link)], check=True)
     assert 'secret' not in result['_raw']
+
+
+def run_absent(capsys, files, absent, check=False, diff=True):
+    return run_main(m.main, dict(files=files, absent=absent), capsys, check=check, diff=diff)[0]
+
+
+def test_absent_files_go_in_the_same_run_and_a_missing_one_is_fine(host, capsys):
+    conf, old = host / '50-x.conf', host / '60-sync.conf'
+    old.write_text("synchronous_standby_names = 'a'\n")
+    result = run_absent(capsys, [spec(conf)], [str(old), str(host / 'never-there.conf')])
+    assert result['changed'] is True
+    assert conf.read_text() == 'a = 1\n' and not old.exists()
+    assert result['removed'] == [str(old)]
+    assert result['diff'][-1]['before'] == "synchronous_standby_names = 'a'\n"
+    assert result['diff'][-1]['after'] == '' and result['diff'][-1]['after_header'].endswith('(absent)')
+    again = run_absent(capsys, [spec(conf)], [str(old)])
+    assert again['changed'] is False and again['removed'] == [] and again['diff'] == []
+
+
+def test_absent_in_check_mode_removes_nothing(host, capsys):
+    old = host / '60-sync.conf'
+    old.write_text('x = 1\n')
+    result = run_absent(capsys, [], [str(old)], check=True)
+    assert result['changed'] is True and result['removed'] == [str(old)]
+    assert old.read_text() == 'x = 1\n'
+
+
+def test_absent_removes_a_link_and_leaves_its_target(host, capsys):
+    target, link = host / 'target.conf', host / 'link.conf'
+    target.write_text('keep\n')
+    link.symlink_to(target)
+    result = run_absent(capsys, [], [str(link)])
+    assert result['removed'] == [str(link)]
+    assert not os.path.lexists(str(link)) and target.read_text() == 'keep\n'
+
+
+@pytest.mark.parametrize('make, absent, message', [
+    (lambda h: (h / 'd.conf').mkdir(), 'd.conf', 'exists and is not a file: nothing was removed'),
+    (lambda h: None, 'relative', "path 'relative' in absent is not absolute"),
+    (lambda h: None, 'good.conf', 'is both in files and in absent'),
+])
+def test_bad_absent_is_refused_before_anything_changes(host, capsys, make, absent, message):
+    make(host)
+    good = host / 'good.conf'
+    path = absent if absent == 'relative' else str(host / absent)
+    result = run_absent(capsys, [spec(good)], [path])
+    assert result['failed'] is True and message in result['msg']
+    assert not good.exists()
+
+
+def test_nothing_named_is_refused(host, capsys):
+    result = run_absent(capsys, [], [])
+    assert result['failed'] is True and 'neither files nor absent names a file' in result['msg']
