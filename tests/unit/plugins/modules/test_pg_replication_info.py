@@ -230,7 +230,7 @@ RETURN_KEYS = {
     'primary_conninfo', 'primary_slot_name', 'slots', 'basebackup_progress', 'synchronous_standby_names',
     'synchronous_commit', 'wal_log_hints', 'data_checksums', 'max_wal_senders', 'max_replication_slots', 'msg',
     'connected', 'connection_error', 'data_directory', 'rewind_user', 'rewind_user_exists', 'rewind_grants_missing',
-    'hot_standby_settings'}
+    'hot_standby_settings', 'files'}
 # what a node whose server did not answer returns: all but the keys returned only when connected
 OFFLINE_KEYS = RETURN_KEYS - {'hot_standby_settings'}
 
@@ -758,3 +758,57 @@ def test_hot_standby_settings_documented():
     assert ret['returned'] == 'when connected' and ret['type'] == 'dict'
     assert list(ret['contains']) == list(m.HOT_STANDBY_SETTINGS)
     assert all(spec['type'] == 'int' and isinstance(spec['sample'], int) for spec in ret['contains'].values())
+
+
+# ---------------------------------------------------------------------------
+# data_dir_search and read_files: the truth read of site.yml in one module run
+# ---------------------------------------------------------------------------
+
+def test_data_dir_search_finds_the_cluster_and_reads_its_files(server, capsys, tmp_path):
+    write_cluster(str(tmp_path / 'lib' / '13' / 'main'))
+    write_cluster(str(tmp_path / 'lib' / '15' / 'main'), standby=True)
+    (tmp_path / 'lib' / '15' / 'other').mkdir()
+    (tmp_path / 'lib' / '16').symlink_to(tmp_path / 'lib' / '15')  # a link below the search is not followed
+    conf = tmp_path / 'etc' / '15' / 'main'
+    conf.mkdir(parents=True)
+    (conf / 'marker').write_text('{"reason": "fenced"}\n')
+    server.connect_error = 'connection refused'
+    result = run_module(capsys, data_dir_search=str(tmp_path / 'lib'), data_dir_depth=2,
+                        read_files=[str(tmp_path / 'etc' / '{version}' / 'main' / 'marker'),
+                                    str(tmp_path / 'etc' / '{version}' / 'main' / 'record')])
+    assert not result.get('failed'), result
+    assert result['data_directory']['path'] == str(tmp_path / 'lib' / '15' / 'main')
+    assert result['role'] == 'standby' and result['connected'] is False
+    assert result['files'] == [dict(path=str(conf / 'marker'), exists=True, content='{"reason": "fenced"}\n'),
+                               dict(path=str(conf / 'record'), exists=False, content=None)]
+
+
+def test_data_dir_search_at_depth_one_only_looks_below_the_version(server, capsys, tmp_path):
+    write_cluster(str(tmp_path / '15' / 'main'))
+    server.connect_error = 'connection refused'
+    result = run_module(capsys, data_dir_search=str(tmp_path))
+    assert result['data_directory'] is None and result['connected'] is False
+    assert 'no data directory main in' in result['msg'] and 'no data directory main' in result['connection_error']
+    result = run_module(capsys, data_dir_search=str(tmp_path / '15'))
+    assert result['data_directory']['path'] == str(tmp_path / '15' / 'main')
+
+
+def test_data_dir_search_without_a_cluster_connects_to_nothing(server, capsys, tmp_path):
+    server.connect_error = 'must not be asked'  # a connection would fail the module
+    result = run_module(capsys, data_dir_search=str(tmp_path / 'missing'), data_dir_name='prod',
+                        read_files=['/etc/postgresql/{version}/prod/marker'])
+    assert not result.get('failed'), result
+    assert result['data_directory'] is None and result['role'] is None and result['replication'] == []
+    assert 'no data directory prod in' in result['connection_error']
+    assert result['files'] == [dict(path='/etc/postgresql/{version}/prod/marker', exists=False, content=None)]
+
+
+def test_data_dir_and_data_dir_search_are_exclusive(server, capsys, tmp_path):
+    result = run_module(capsys, data_dir=str(tmp_path), data_dir_search=str(tmp_path))
+    assert result['failed'] and 'mutually exclusive' in result['msg']
+
+
+def test_read_files_that_cannot_be_read_fail_with_a_message(server, capsys, tmp_path):
+    (tmp_path / 'dir').mkdir()
+    result = run_module(capsys, read_files=[str(tmp_path / 'dir')])
+    assert result['failed'] and 'could not read' in result['msg']
