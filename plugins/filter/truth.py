@@ -44,9 +44,11 @@ options:
     required: true
   fenced:
     description:
-      - Host name -> the registered result of C(ansible.builtin.slurp) of the marker C(failover.yml) leaves on a
-        fenced old primary (C(/etc/postgresql/<version>/<cluster>/hotstandby-fenced)), a skipped result when there
-        is none, or the marker's text. A C(postgres_master) host with a marker is refused, with the reason it gives.
+      - Host name -> what was read of the marker C(failover.yml) leaves on a fenced old primary
+        (C(/etc/postgresql/<version>/<cluster>/hotstandby-fenced)) - the entry of
+        C(hotstandby.postgresql.pg_replication_info)'s C(files) (C(path), C(exists), C(content)), the registered
+        result of C(ansible.builtin.slurp), a skipped result or an empty dict when there is none, or the marker's
+        text. A C(postgres_master) host with a marker is refused, with the reason it gives.
       - Without it no host counts as fenced.
     type: dict
 '''
@@ -147,11 +149,16 @@ def topology_rejoins(infos, topology):
 
 
 def _marker_text(marker):
-    """What a fenced marker says (a slurp result, or its text) in one line; None when there is no marker.
+    """What a fenced marker says (a pg_replication_info files entry, a slurp result, or its text) in one line; None
+    when there is no marker.
 
     failover.yml writes JSON with reason, at (when) and new_primary; any other text is taken as it is.
     """
-    if isinstance(marker, Mapping):
+    if isinstance(marker, Mapping) and 'exists' in marker:
+        marker = marker.get('content') if marker['exists'] else None
+        if marker is None:
+            return None
+    elif isinstance(marker, Mapping):
         if marker.get('skipped') or marker.get('failed') or 'content' not in marker:
             return None
         try:
@@ -178,7 +185,7 @@ def topology_truth(infos, topology, fenced=None):
     """The reasons to refuse a site.yml run (see DOCUMENTATION)."""
     _check_args('topology_truth', infos, topology)
     if fenced is not None and not isinstance(fenced, Mapping):
-        raise AnsibleFilterError('topology_truth: fenced must be a dict, host name -> the slurp result of its '
+        raise AnsibleFilterError('topology_truth: fenced must be a dict, host name -> what was read of its '
                                  'fenced marker')
     primary = topology.get('primary')
     standbys = list(topology.get('standbys') or [])
@@ -189,7 +196,7 @@ def topology_truth(infos, topology, fenced=None):
     marker = (fenced or {}).get(primary) if primary else None
     reason = _marker_text(marker)
     if reason:
-        path = marker.get('source') if isinstance(marker, Mapping) else None
+        path = (marker.get('source') or marker.get('path')) if isinstance(marker, Mapping) else None
         refusals.append('%s was fenced by failover.yml (%s): it is no longer the primary. Nothing is changed: put '
                         'the new primary in postgres_master and %s in postgres_standby, and site.yml rejoins it as '
                         'a standby%s.'

@@ -38,36 +38,15 @@ options:
         there (stopped, or not installed yet) is no failure - RV(connected) is V(false) and RV(role) is what the
         directory says (V(standby) with C(standby.signal), else V(primary); V(null) without a cluster).
       - Without it, or while a server runs in it, a failed connection fails the module.
-      - Mutually exclusive with O(data_dir_search).
     type: path
-  data_dir_search:
-    description:
-      - A directory to look for the data directory in, instead of naming it with O(data_dir) - for example
-        C(/var/lib/postgresql/15), or C(/var/lib/postgresql) with O(data_dir_depth=2) while the major version is
-        not known. The data directory is the directory named O(data_dir_name) at most O(data_dir_depth) levels
-        below it that sorts last by its path (symbolic links below it are not followed); it is then read as with
-        O(data_dir).
-      - When there is none (nor O(data_dir_search) itself), nothing is connected to or read -
-        RV(data_directory) is V(null), RV(connected) V(false) and RV(connection_error) says so.
-    type: path
-  data_dir_name:
-    description:
-      - The name of the data directory that O(data_dir_search) looks for (the cluster's name on Debian).
-    type: str
-    default: main
-  data_dir_depth:
-    description:
-      - How many levels below O(data_dir_search) the data directory may be.
-    type: int
-    default: 1
-    choices: [1, 2]
   read_files:
     description:
       - Files to read in the same module run, returned in RV(files), such as markers and records kept beside the
         cluster's configuration. A literal C({version}) in a path stands for the data directory's major version
-        (RV(data_directory.pg_version)).
-      - A missing file is no failure (RV(files[].exists) is V(false)); a file that cannot be read fails the
-        module. Read as the user the module runs as.
+        (RV(data_directory.pg_version), so it needs O(data_dir)).
+      - Read as the user the module runs as, at most 1 MiB each. A missing file is no failure (RV(files[].exists)
+        is V(false)); a symbolic link is not followed and, like anything that is not a regular file or cannot be
+        read, fails the module.
     type: list
     elements: str
     default: []
@@ -212,7 +191,8 @@ files:
       sample: /etc/postgresql/15/main/hotstandby-fenced
     exists:
       description:
-        - Whether it is there. V(false) also when the path names C({version}) and no data directory was found.
+        - Whether it is there. V(false) also when the path names C({version}) and there is no version to put in
+          (no O(data_dir), or no cluster in it).
       type: bool
       sample: false
     content:
@@ -666,7 +646,9 @@ msg:
   sample: primary, PostgreSQL 15.18, timeline 1, 2 WAL senders, 2 slots
 '''
 
+import errno
 import os
+import stat
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -696,9 +678,6 @@ ARGUMENT_SPEC = dict(
     login_db=dict(type='str', default='postgres', aliases=['db']),
     connect_params=dict(type='dict', default={}),
     data_dir=dict(type='path'),
-    data_dir_search=dict(type='path'),
-    data_dir_name=dict(type='str', default='main'),
-    data_dir_depth=dict(type='int', default=1, choices=[1, 2]),
     read_files=dict(type='list', elements='str', default=[]),
     rewind_user=dict(type='str'),
 )
@@ -905,26 +884,6 @@ def listening_port(path):
         return None
 
 
-def find_data_dir(top, name, depth):
-    """The directory called name at most depth levels below top that sorts last by its path, None without one
-    (symbolic links below top are not followed)."""
-    found = []
-
-    def walk(directory, level):
-        try:
-            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
-        except FileNotFoundError:
-            return
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name == name:
-                    found.append(entry.path)
-                if level < depth:
-                    walk(entry.path, level + 1)
-    walk(top, 1)
-    return sorted(found)[-1] if found else None
-
-
 def read_files(paths, folder):
     """[{path, exists, content}] of paths, {version} standing for the data directory's major version."""
     version = (folder or {}).get('pg_version')
@@ -936,40 +895,40 @@ def read_files(paths, folder):
                 continue
             path = path.replace('{version}', version)
         try:
-            with open(path, 'rb') as f:
-                content = to_text(f.read(1 << 20), errors='surrogate_or_replace')
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             files.append(dict(path=path, exists=False, content=None))
             continue
-        files.append(dict(path=path, exists=True, content=content))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, 'not a regular file', path)
+            chunks, size = [], 0
+            while size <= 1 << 20:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            data = b''.join(chunks)
+        finally:
+            os.close(fd)
+        if len(data) > 1 << 20:
+            raise OSError(errno.EFBIG, 'larger than 1 MiB', path)
+        files.append(dict(path=path, exists=True, content=to_text(data, errors='surrogate_or_replace')))
     return files
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
-                           mutually_exclusive=[('data_dir', 'data_dir_search')])
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if module.params['rewind_user'] == '':
         module.fail_json(msg='rewind_user must name a role (it is empty); leave it out to check no role')
-    search = module.params['data_dir_search']
-    if search:
-        try:
-            module.params['data_dir'] = find_data_dir(search, module.params['data_dir_name'],
-                                                      module.params['data_dir_depth'])
-        except OSError as e:
-            module.fail_json(msg='could not look for the data directory in %s: %s. Run the module as the user '
-                                 'postgres (become_user: postgres).' % (search, to_native(e)))
-        if module.params['data_dir'] is None:
-            info = offline_result('no data directory %s in %s' % (module.params['data_dir_name'], search))
-            module.exit_json(changed=False, msg='no data directory %s in %s: nothing to read' % (
-                module.params['data_dir_name'], search), data_directory=None,
-                files=read_files(module.params['read_files'], None), **info)
     folder = data_directory(module, module.params['data_dir'])
     try:
         files = read_files(module.params['read_files'], folder)
     except (IOError, OSError) as e:
-        module.fail_json(msg='could not read %s: %s. Run the module as a user who may read it (the collection '
-                             'keeps its files readable by postgres).' % (getattr(e, 'filename', None) or 'a file',
-                                                                         to_native(e)))
+        module.fail_json(msg='could not read %s (read_files): %s. Move it out of the way if it is not the '
+                             "collection's (the collection keeps regular files there, readable by postgres)."
+                             % (e.filename or 'a file', e.strerror or to_native(e)), data_directory=folder)
     if folder and folder.get('port'):
         module.params['login_port'] = folder['port']
     if psycopg2 is None:

@@ -245,7 +245,7 @@ def test_port_change_of_the_running_pair_converges(drifted, workdir, opt_primary
 
 
 def test_async_mode_removes_the_synchronous_dropin(drifted, workdir, opt_primary):
-    """sync -> async: the synchronous drop-in goes in the step that writes the main one, and commits stop waiting."""
+    """sync -> async: the synchronous drop-in goes (with the write of the main one) and commits stop waiting."""
     assert "synchronous_standby_names" in sh(opt_primary, "cat %s", SYNC_DROPIN)
     run = site(workdir, "async", port=5434, mode="async")
     assert run.rc == 0, run.tail()

@@ -235,3 +235,17 @@ def test_needs_a_topology():
 
 def test_both_filters_are_registered():
     assert set(FilterModule().filters()) == {'topology_truth', 'topology_rejoins'}
+
+
+def test_a_fenced_marker_as_pg_replication_info_read_it():
+    """The truth read's files entry: the reason and the path to remove, as from a slurp; no marker, no refusal."""
+    path = '/etc/postgresql/15/main/hotstandby-fenced'
+    refusals = topology_truth(healthy(), topo(), fenced={'db1': dict(path=path, exists=True,
+                                                                     content=FENCED_BY_FAILOVER)})
+    assert len(refusals) == 1
+    assert refusals[0].startswith('db1 was fenced by failover.yml (this node was the primary when db2 was promoted')
+    assert refusals[0].endswith('(if db1 is to be the primary after all, remove %s first).' % path)
+    empty = topology_truth(healthy(), topo(), fenced={'db1': dict(path=path, exists=True, content='')})
+    assert len(empty) == 1 and '(its marker gives no reason)' in empty[0]
+    for none in (dict(path=path, exists=False, content=None), {}):
+        assert topology_truth(healthy(), topo(), fenced={'db1': none}) == []

@@ -760,55 +760,45 @@ def test_hot_standby_settings_documented():
     assert all(spec['type'] == 'int' and isinstance(spec['sample'], int) for spec in ret['contains'].values())
 
 
+
 # ---------------------------------------------------------------------------
-# data_dir_search and read_files: the truth read of site.yml in one module run
+# read_files: the markers site.yml's truth read takes in the same module run
 # ---------------------------------------------------------------------------
 
-def test_data_dir_search_finds_the_cluster_and_reads_its_files(server, capsys, tmp_path):
-    write_cluster(str(tmp_path / 'lib' / '13' / 'main'))
-    write_cluster(str(tmp_path / 'lib' / '15' / 'main'), standby=True)
-    (tmp_path / 'lib' / '15' / 'other').mkdir()
-    (tmp_path / 'lib' / '16').symlink_to(tmp_path / 'lib' / '15')  # a link below the search is not followed
+def test_read_files_beside_the_data_dir_with_its_version(server, capsys, tmp_path):
+    path = str(tmp_path / 'lib' / '15' / 'main')
+    write_cluster(path, standby=True)
     conf = tmp_path / 'etc' / '15' / 'main'
     conf.mkdir(parents=True)
     (conf / 'marker').write_text('{"reason": "fenced"}\n')
     server.connect_error = 'connection refused'
-    result = run_module(capsys, data_dir_search=str(tmp_path / 'lib'), data_dir_depth=2,
+    result = run_module(capsys, data_dir=path,
                         read_files=[str(tmp_path / 'etc' / '{version}' / 'main' / 'marker'),
                                     str(tmp_path / 'etc' / '{version}' / 'main' / 'record')])
     assert not result.get('failed'), result
-    assert result['data_directory']['path'] == str(tmp_path / 'lib' / '15' / 'main')
     assert result['role'] == 'standby' and result['connected'] is False
     assert result['files'] == [dict(path=str(conf / 'marker'), exists=True, content='{"reason": "fenced"}\n'),
                                dict(path=str(conf / 'record'), exists=False, content=None)]
 
 
-def test_data_dir_search_at_depth_one_only_looks_below_the_version(server, capsys, tmp_path):
-    write_cluster(str(tmp_path / '15' / 'main'))
-    server.connect_error = 'connection refused'
-    result = run_module(capsys, data_dir_search=str(tmp_path))
-    assert result['data_directory'] is None and result['connected'] is False
-    assert 'no data directory main in' in result['msg'] and 'no data directory main' in result['connection_error']
-    result = run_module(capsys, data_dir_search=str(tmp_path / '15'))
-    assert result['data_directory']['path'] == str(tmp_path / '15' / 'main')
-
-
-def test_data_dir_search_without_a_cluster_connects_to_nothing(server, capsys, tmp_path):
-    server.connect_error = 'must not be asked'  # a connection would fail the module
-    result = run_module(capsys, data_dir_search=str(tmp_path / 'missing'), data_dir_name='prod',
-                        read_files=['/etc/postgresql/{version}/prod/marker'])
+def test_read_files_without_a_version_to_put_in(server, capsys, tmp_path):
+    (tmp_path / 'plain').write_text('x')
+    result = run_module(capsys, data_dir=str(tmp_path / 'none'),
+                        read_files=['/etc/postgresql/{version}/prod/marker', str(tmp_path / 'plain')])
     assert not result.get('failed'), result
-    assert result['data_directory'] is None and result['role'] is None and result['replication'] == []
-    assert 'no data directory prod in' in result['connection_error']
-    assert result['files'] == [dict(path='/etc/postgresql/{version}/prod/marker', exists=False, content=None)]
+    assert result['files'] == [dict(path='/etc/postgresql/{version}/prod/marker', exists=False, content=None),
+                               dict(path=str(tmp_path / 'plain'), exists=True, content='x')]
+    assert run_module(capsys)['files'] == []
 
 
-def test_data_dir_and_data_dir_search_are_exclusive(server, capsys, tmp_path):
-    result = run_module(capsys, data_dir=str(tmp_path), data_dir_search=str(tmp_path))
-    assert result['failed'] and 'mutually exclusive' in result['msg']
-
-
-def test_read_files_that_cannot_be_read_fail_with_a_message(server, capsys, tmp_path):
-    (tmp_path / 'dir').mkdir()
-    result = run_module(capsys, read_files=[str(tmp_path / 'dir')])
-    assert result['failed'] and 'could not read' in result['msg']
+@pytest.mark.parametrize('make, error', [
+    (lambda p: p.mkdir(), 'not a regular file'),
+    (lambda p: p.symlink_to(p.parent / 'target'), 'Too many levels of symbolic links'),
+    (lambda p: p.write_bytes(b'x' * ((1 << 20) + 1)), 'larger than 1 MiB'),
+])
+def test_read_files_refuses_what_is_not_a_small_regular_file(server, capsys, tmp_path, make, error):
+    (tmp_path / 'target').write_text('secret of another user')
+    make(tmp_path / 'marker')
+    result = run_module(capsys, read_files=[str(tmp_path / 'marker')])
+    assert result['failed'] and 'could not read %s (read_files): %s' % (tmp_path / 'marker', error) in result['msg']
+    assert 'secret of another user' not in result['_raw']
