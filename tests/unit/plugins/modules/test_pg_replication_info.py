@@ -760,7 +760,6 @@ def test_hot_standby_settings_documented():
     assert all(spec['type'] == 'int' and isinstance(spec['sample'], int) for spec in ret['contains'].values())
 
 
-
 # ---------------------------------------------------------------------------
 # read_files: the markers site.yml's truth read takes in the same module run
 # ---------------------------------------------------------------------------
