@@ -613,8 +613,7 @@ def downstream_changes(topology_value, host, record=None, active_slots=()):
     for item in kept:
         new_record[item['host']] = {'slot': item['slot'], 'address': item['address']}
     result = {'downstream': new_record}
-    # no record: None, or '' where ansible-core before 2.19 rendered a none
-    write = result != record and (record not in (None, '') or bool(new_record))
+    write = result != record and (record is not None or bool(new_record))
     return {'record': result, 'drop': drop, 'kept': kept, 'write': write}
 
 

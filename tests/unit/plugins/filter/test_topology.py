@@ -564,9 +564,6 @@ def test_downstream_changes_tolerates_no_record(record):
 @pytest.mark.parametrize('host, record, write', [
     # no record and no downstream standby (a leaf standby): no file
     ('pg3', None, False),
-    # the same, where ansible-core before 2.19 rendered the none of "no record" as ''
-    ('pg3', '', False),
-    ('pg0', '', True),
     # no record yet, standbys to record: the first record
     ('pg0', None, True),
     # an empty record kept before stays as it is
